@@ -1,0 +1,48 @@
+/**
+ * The contract every storage backend implements: local directories, memory,
+ * S3, Google Drive and Lilio storage nodes over HTTP. A backend stores opaque,
+ * immutable chunks by id; it knows nothing of objects, buckets or encryption.
+ *
+ * Chunk ids are validated by the caller (core/names.ts isChunkId) and again by
+ * every backend that maps them onto paths or URLs.
+ */
+export interface BackendInfo {
+  name: string;
+  type: string;
+  /** Where the chunks live, for humans (a path, a URL, a bucket). */
+  location: string;
+  /** Capacity of the underlying storage, when the backend can tell. */
+  totalBytes?: number;
+  freeBytes?: number;
+}
+
+export interface BackendHealth {
+  ok: boolean;
+  latencyMs: number;
+  error?: string;
+}
+
+export interface CallOptions {
+  /** Abort the call (deadline or no longer needed). */
+  signal?: AbortSignal;
+}
+
+export interface StorageBackend {
+  readonly name: string;
+  readonly type: string;
+
+  /** Stores the chunk atomically: a reader never sees a partial chunk. Rewriting an id replaces it. */
+  put(id: string, data: Uint8Array, options?: CallOptions): Promise<void>;
+  /** The chunk's bytes; NotFoundError when the backend does not hold it. */
+  get(id: string, options?: CallOptions): Promise<Buffer>;
+  /** Removes the chunk; succeeds when it is already gone. */
+  delete(id: string, options?: CallOptions): Promise<void>;
+  /** The stored size, or undefined when the backend does not hold the chunk. */
+  stat(id: string, options?: CallOptions): Promise<number | undefined>;
+  /** Every chunk id held, in no particular order. */
+  list(options?: CallOptions): AsyncIterable<string>;
+  /** A cheap liveness check that touches the real storage. */
+  health(options?: CallOptions): Promise<BackendHealth>;
+  info(options?: CallOptions): Promise<BackendInfo>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,166 @@
+/**
+ * The one error family of Lilio. Every failure that crosses a module boundary
+ * is a LilioError with a stable `code`; the mount maps codes to errno
+ * (src/fs/errno.ts), the HTTP API to status codes (src/server/errors.ts), the
+ * CLI to one line on stderr. Nothing else inspects messages.
+ */
+export type ErrorCode =
+  | 'NOT_FOUND'
+  | 'EXISTS'
+  | 'NOT_EMPTY'
+  | 'INVALID'
+  | 'NAME_TOO_LONG'
+  | 'IS_DIR'
+  | 'NOT_DIR'
+  | 'CONFLICT'
+  | 'QUORUM'
+  | 'UNAVAILABLE'
+  | 'INTEGRITY'
+  | 'NO_SPACE'
+  | 'PERMISSION'
+  | 'READ_ONLY'
+  | 'CONFIG'
+  | 'TIMEOUT'
+  | 'UNSUPPORTED';
+
+export class LilioError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+export class NotFoundError extends LilioError {
+  constructor(message: string) {
+    super('NOT_FOUND', message);
+  }
+}
+
+export class ExistsError extends LilioError {
+  constructor(message: string) {
+    super('EXISTS', message);
+  }
+}
+
+export class NotEmptyError extends LilioError {
+  constructor(message: string) {
+    super('NOT_EMPTY', message);
+  }
+}
+
+export class InvalidError extends LilioError {
+  constructor(message: string) {
+    super('INVALID', message);
+  }
+}
+
+export class NameTooLongError extends LilioError {
+  constructor(message: string) {
+    super('NAME_TOO_LONG', message);
+  }
+}
+
+export class IsDirError extends LilioError {
+  constructor(message: string) {
+    super('IS_DIR', message);
+  }
+}
+
+export class NotDirError extends LilioError {
+  constructor(message: string) {
+    super('NOT_DIR', message);
+  }
+}
+
+/** A compare-and-set commit lost against a concurrent writer. */
+export class ConflictError extends LilioError {
+  constructor(message: string) {
+    super('CONFLICT', message);
+  }
+}
+
+export interface ReplicaFailure {
+  backend: string;
+  error: string;
+}
+
+/** Fewer than W replicas of a chunk could be written (or R verified on a strict read). */
+export class QuorumError extends LilioError {
+  readonly failures: ReplicaFailure[];
+  readonly needed: number;
+  readonly succeeded: number;
+
+  constructor(what: string, needed: number, succeeded: number, failures: ReplicaFailure[]) {
+    const detail = failures.map((f) => `${f.backend}: ${f.error}`).join('; ');
+    super('QUORUM', `${what}: quorum not reached (${succeeded}/${needed})${detail ? ` — ${detail}` : ''}`);
+    this.failures = failures;
+    this.needed = needed;
+    this.succeeded = succeeded;
+  }
+}
+
+export class UnavailableError extends LilioError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('UNAVAILABLE', message, options);
+  }
+}
+
+/** Stored bytes do not match their checksum, or do not authenticate. */
+export class IntegrityError extends LilioError {
+  constructor(message: string) {
+    super('INTEGRITY', message);
+  }
+}
+
+export class NoSpaceError extends LilioError {
+  constructor(message: string) {
+    super('NO_SPACE', message);
+  }
+}
+
+export class PermissionError extends LilioError {
+  constructor(message: string) {
+    super('PERMISSION', message);
+  }
+}
+
+export class ReadOnlyError extends LilioError {
+  constructor(message: string) {
+    super('READ_ONLY', message);
+  }
+}
+
+export class ConfigError extends LilioError {
+  constructor(message: string) {
+    super('CONFIG', message);
+  }
+}
+
+export class TimeoutError extends LilioError {
+  constructor(message: string) {
+    super('TIMEOUT', message);
+  }
+}
+
+export class UnsupportedError extends LilioError {
+  constructor(message: string) {
+    super('UNSUPPORTED', message);
+  }
+}
+
+export function isLilioError(err: unknown): err is LilioError {
+  return err instanceof LilioError;
+}
+
+export function hasCode(err: unknown, code: ErrorCode): boolean {
+  return err instanceof LilioError && err.code === code;
+}
+
+/** A short, human message for any thrown value. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

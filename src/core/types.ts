@@ -1,0 +1,91 @@
+/**
+ * The domain model shared by the engine, the metadata stores and the tools.
+ * Records here are plain JSON-safe objects (Buffers are carried as base64
+ * strings) so every metadata store can persist them unchanged.
+ */
+
+/** One chunk of an object version: immutable, placed on a replica set. */
+export interface ChunkRef {
+  /** Random 128-bit id, 32 lowercase hex characters. Never reused. */
+  id: string;
+  /** Plaintext bytes in this chunk. */
+  size: number;
+  /** Bytes as stored on a backend (larger than size when encrypted). */
+  storedSize: number;
+  /** SHA-256 (hex) of the stored bytes: what every replica must match. */
+  checksum: string;
+  /**
+   * The replica set chosen by the ring at write time, in ring order. It names
+   * every backend that should hold the chunk, including one that missed the
+   * write, so under-replication is the gap between this and what backends hold.
+   */
+  replicas: string[];
+}
+
+export type EntryKind = 'file' | 'dir' | 'symlink';
+
+/** POSIX attributes persisted with every object version. */
+export interface ObjectAttrs {
+  /** Permission bits only (e.g. 0o644); the file type comes from `kind`. */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Milliseconds since the epoch. */
+  mtimeMs: number;
+  atimeMs: number;
+  ctimeMs: number;
+}
+
+/**
+ * An object version as the metadata store holds it. The store assigns
+ * `version` on every commit; compare-and-set is done against it.
+ */
+export interface ObjectRecord {
+  bucket: string;
+  key: string;
+  kind: EntryKind;
+  /** Store-assigned commit counter, strictly increasing per key. */
+  version: number;
+  /** Random id of this version's content; authenticated data for inline ciphertext. */
+  versionId: string;
+  /** Logical (plaintext) size in bytes. */
+  size: number;
+  /** Chunk size used when the version was written (all chunks but the last are full). */
+  chunkSize: number;
+  chunks: ChunkRef[];
+  /**
+   * Small objects live here instead of in chunks (base64 of the stored form:
+   * ciphertext for encrypted buckets). Symlink targets live here too.
+   */
+  inline?: string;
+  attrs: ObjectAttrs;
+  /** user.* extended attributes, values base64. */
+  xattrs?: Record<string, string>;
+  contentType?: string;
+  /** Commit time, milliseconds since the epoch. */
+  committedAt: number;
+}
+
+/** A record before the store has assigned its version. */
+export type ObjectDraft = Omit<ObjectRecord, 'version'>;
+
+export interface BucketRecord {
+  name: string;
+  createdAt: number;
+  encrypted: boolean;
+  /** The bucket's data key wrapped by the master key (base64), when encrypted. */
+  wrappedKey?: string;
+  /** Chunk size for new objects in this bucket. */
+  chunkSize: number;
+  /** POSIX attributes of the bucket's folder on the mount. */
+  attrs: ObjectAttrs;
+}
+
+/** A chunk no version references any more, waiting for its grace period to pass. */
+export interface GarbageEntry {
+  chunk: ChunkRef;
+  /** When it stopped being referenced, milliseconds since the epoch. */
+  queuedAt: number;
+}
+
+export const DIR_MARKER_SUFFIX = '/';

@@ -1,0 +1,98 @@
+import type { BucketRecord, GarbageEntry, ObjectDraft, ObjectRecord } from '../core/types.js';
+
+/**
+ * What a commit expects of the key's current record:
+ * - `{ version }`: the record must exist with exactly that version (compare-and-set);
+ * - `'absent'`: no record may exist (create-exclusive);
+ * - `'any'`: last writer wins.
+ * A failed expectation throws ConflictError and changes nothing.
+ */
+export type Expect = { version: number } | 'absent' | 'any';
+
+/** An object as a listing returns it: everything but the chunk list and inline bytes. */
+export type ObjectSummary = Omit<ObjectRecord, 'chunks' | 'inline'>;
+
+export interface ListOptions {
+  /** Only keys starting with this. */
+  prefix?: string;
+  /**
+   * `'/'` groups keys below the next slash after the prefix into `prefixes`
+   * (as S3 does); keys are otherwise listed recursively. Only '/' is supported.
+   */
+  delimiter?: '/';
+  /** Resume after this key or prefix (the `next` of the previous page). */
+  startAfter?: string;
+  /** Page size; at most 10,000. Default 1,000. */
+  limit?: number;
+}
+
+export interface ListPage {
+  /** Objects at this level (with a delimiter, directory markers are reported as prefixes). */
+  objects: ObjectSummary[];
+  /** Common prefixes ("sub/dirs/"), with a delimiter only. */
+  prefixes: string[];
+  /** Set when more entries follow: pass it as `startAfter` for the next page. */
+  next?: string;
+}
+
+/**
+ * The one contract every metadata store implements (memory, local SQLite,
+ * etcd). All methods are atomic: a failure changes nothing.
+ *
+ * Chunk lifetime: whenever a commit replaces or removes a record, the chunks
+ * of the old record that the new record does not reference are queued as
+ * garbage in the same atomic step, and a commit removes from the garbage
+ * queue any chunk it references. So no chunk is forgotten and no live chunk
+ * is reaped, whichever process commits.
+ */
+export interface MetadataStore {
+  readonly type: string;
+
+  createBucket(bucket: BucketRecord): Promise<void>; // ExistsError
+  getBucket(name: string): Promise<BucketRecord | undefined>;
+  listBuckets(): Promise<BucketRecord[]>;
+  /** Replaces a bucket's record (attributes); NotFoundError if missing. */
+  updateBucket(bucket: BucketRecord): Promise<void>;
+  /** NotFoundError if missing, NotEmptyError if it holds any object. */
+  deleteBucket(name: string): Promise<void>;
+
+  getObject(bucket: string, key: string): Promise<ObjectRecord | undefined>;
+  /**
+   * Commits a new version of draft.key. Returns the stored record with its
+   * new version. NotFoundError if the bucket does not exist.
+   */
+  putObject(draft: ObjectDraft, expect: Expect): Promise<ObjectRecord>;
+  /** Removes the record; returns what was removed, or undefined if there was none (and expect allowed it). */
+  deleteObject(bucket: string, key: string, expect?: Expect): Promise<ObjectRecord | undefined>;
+  /**
+   * Moves one record to a new key in one step (no chunk moves). NotFoundError
+   * if `from` is missing; if `to` exists it is replaced when `replace` is true
+   * (its chunks become garbage) and ExistsError otherwise.
+   */
+  renameObject(bucket: string, from: string, to: string, options: { replace: boolean }): Promise<ObjectRecord>;
+  /**
+   * Moves every key under `fromPrefix` (which ends with '/') to `toPrefix`, in
+   * one step. NotEmptyError if any key exists under `toPrefix` other than the
+   * marker `toPrefix` itself, which is replaced. Returns the number of keys moved.
+   */
+  renamePrefix(bucket: string, fromPrefix: string, toPrefix: string): Promise<number>;
+  list(bucket: string, options?: ListOptions): Promise<ListPage>;
+  /** Every object of a bucket with its chunks, in key order (for scrub, gc, dump). */
+  iterateObjects(bucket: string): AsyncIterable<ObjectRecord>;
+
+  /** Hands out (and removes from the queue) garbage queued before `queuedBefore`. */
+  takeGarbage(queuedBefore: number, limit: number): Promise<GarbageEntry[]>;
+  /** Puts chunks (back) on the garbage queue, e.g. after a failed delete or an aborted write. */
+  queueGarbage(entries: GarbageEntry[]): Promise<void>;
+  /** Number of chunks waiting in the garbage queue. */
+  garbageCount(): Promise<number>;
+
+  /**
+   * A number that changes whenever any process commits to this store. Cheap
+   * enough to call on every open: caches compare it to decide whether they
+   * may still trust what they hold.
+   */
+  generation(): number;
+
+  close(): Promise<void>;
+}
