@@ -86,6 +86,13 @@ export interface MetadataStore {
   queueGarbage(entries: GarbageEntry[]): Promise<void>;
   /** Number of chunks waiting in the garbage queue. */
   garbageCount(): Promise<number>;
+  /**
+   * Read-only view of the garbage queue, in chunk id order, starting after
+   * `afterChunkId` (page with the last id returned). Lets a dump include the
+   * queue without consuming it, which takeGarbage + queueGarbage could not do
+   * safely. Optional: without it, dumps leave the queue out.
+   */
+  peekGarbage?(afterChunkId: string | undefined, limit: number): Promise<GarbageEntry[]>;
 
   /**
    * A number that changes whenever any process commits to this store. Cheap

@@ -1,0 +1,296 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, opendir, readFile, rename, stat, statfs, unlink } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import {
+  ConfigError,
+  describeError,
+  InvalidError,
+  LilioError,
+  NoSpaceError,
+  NotFoundError,
+  PermissionError,
+  ReadOnlyError,
+  UnavailableError,
+} from '../core/errors.js';
+import { isChunkId, validateChunkId } from '../core/names.js';
+import type { BackendHealth, BackendInfo, CallOptions, StorageBackend } from './backend.js';
+
+export interface LocalBackendOptions {
+  name: string;
+  /** Directory that holds the chunks; created on first use. */
+  path: string;
+  /**
+   * fsync each chunk before it becomes visible and its directory after, so an
+   * acknowledged write survives a power cut. Off by default: it costs a disk
+   * flush per chunk, and replication already covers a single machine's loss.
+   */
+  fsync?: boolean;
+}
+
+const FAN_OUT_PATTERN = /^[0-9a-f]{2}$/;
+// Chunks of unencrypted buckets are plaintext user data: owner-only.
+const FILE_MODE = 0o600;
+const DIR_MODE = 0o700;
+const HEALTH_PROBE = Buffer.from('lilio health probe\n');
+
+type Errno = NodeJS.ErrnoException;
+
+function errnoOf(err: unknown): string | undefined {
+  return (err as Errno | undefined)?.code;
+}
+
+/**
+ * Chunks as files under `path/ab/cd/abcd…` (two levels of 256 directories,
+ * so no directory grows past what filesystems list quickly). A chunk is
+ * written to a temporary name in its final directory and renamed into place:
+ * rename is atomic within a filesystem, so a reader sees the old chunk, the
+ * new one or none, never part of one.
+ */
+export class LocalBackend implements StorageBackend {
+  readonly name: string;
+  readonly type = 'local';
+  readonly path: string;
+  private readonly fsync: boolean;
+  private rootReady: Promise<void> | undefined;
+  /** Fan-out directories known to exist, so a put costs no mkdir once warm. */
+  private readonly knownDirs = new Set<string>();
+
+  constructor(options: LocalBackendOptions) {
+    if (!options.name) throw new ConfigError('a local backend needs a name');
+    if (!options.path) throw new ConfigError(`local backend "${options.name}" needs a path`);
+    this.name = options.name;
+    this.path = resolve(options.path);
+    this.fsync = options.fsync ?? false;
+  }
+
+  async put(id: string, data: Uint8Array, options?: CallOptions): Promise<void> {
+    validateChunkId(id);
+    options?.signal?.throwIfAborted();
+    await this.ensureRoot();
+    const dir = this.dirOf(id);
+    const target = join(dir, id);
+    // Two attempts: the first may trust a cached directory someone has since removed.
+    for (let attempt = 0; ; attempt++) {
+      const temp = join(dir, `.${id}.${randomBytes(6).toString('hex')}.tmp`);
+      try {
+        await this.ensureDir(dir);
+        await this.writeFile(temp, data);
+        await rename(temp, target);
+        if (this.fsync) await syncDir(dir);
+        return;
+      } catch (err) {
+        await unlink(temp).catch(() => {});
+        if (errnoOf(err) === 'ENOENT' && attempt === 0) {
+          this.knownDirs.delete(dir);
+          continue;
+        }
+        throw this.mapError(err, 'write', target, options?.signal);
+      }
+    }
+  }
+
+  async get(id: string, options?: CallOptions): Promise<Buffer> {
+    validateChunkId(id);
+    options?.signal?.throwIfAborted();
+    await this.ensureRoot();
+    const file = this.fileOf(id);
+    try {
+      return await readFile(file, { signal: options?.signal });
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') throw new NotFoundError(`backend "${this.name}" has no chunk ${id}`);
+      throw this.mapError(err, 'read', file, options?.signal);
+    }
+  }
+
+  async delete(id: string, options?: CallOptions): Promise<void> {
+    validateChunkId(id);
+    options?.signal?.throwIfAborted();
+    await this.ensureRoot();
+    const file = this.fileOf(id);
+    try {
+      await unlink(file);
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return;
+      throw this.mapError(err, 'delete', file, options?.signal);
+    }
+  }
+
+  async stat(id: string, options?: CallOptions): Promise<number | undefined> {
+    validateChunkId(id);
+    options?.signal?.throwIfAborted();
+    await this.ensureRoot();
+    const file = this.fileOf(id);
+    try {
+      return (await stat(file)).size;
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return undefined;
+      throw this.mapError(err, 'stat', file, options?.signal);
+    }
+  }
+
+  async *list(options?: CallOptions): AsyncIterable<string> {
+    const signal = options?.signal;
+    signal?.throwIfAborted();
+    await this.ensureRoot();
+    for await (const first of this.entries(this.path, signal)) {
+      if (!FAN_OUT_PATTERN.test(first)) continue;
+      const firstDir = join(this.path, first);
+      for await (const second of this.entries(firstDir, signal)) {
+        if (!FAN_OUT_PATTERN.test(second)) continue;
+        const prefix = first + second;
+        // Only well-formed ids in their own directory: temp files and strays are not chunks.
+        for await (const name of this.entries(join(firstDir, second), signal)) {
+          if (isChunkId(name) && name.startsWith(prefix)) yield name;
+        }
+      }
+    }
+  }
+
+  async health(options?: CallOptions): Promise<BackendHealth> {
+    options?.signal?.throwIfAborted();
+    const started = performance.now();
+    // A real write, read and delete: a stat would not notice a read-only remount or a full disk.
+    const probe = join(this.path, `.health.${randomBytes(6).toString('hex')}.tmp`);
+    try {
+      await this.ensureRoot();
+      await this.writeFile(probe, HEALTH_PROBE);
+      const back = await readFile(probe);
+      await unlink(probe);
+      if (!back.equals(HEALTH_PROBE)) throw new UnavailableError(`backend "${this.name}": probe read back wrong bytes`);
+      return { ok: true, latencyMs: performance.now() - started };
+    } catch (err) {
+      await unlink(probe).catch(() => {});
+      const error = describeError(this.mapError(err, 'probe', probe, options?.signal));
+      return { ok: false, latencyMs: performance.now() - started, error };
+    }
+  }
+
+  async info(options?: CallOptions): Promise<BackendInfo> {
+    options?.signal?.throwIfAborted();
+    await this.ensureRoot();
+    try {
+      const fs = await statfs(this.path);
+      return {
+        name: this.name,
+        type: this.type,
+        location: this.path,
+        totalBytes: fs.blocks * fs.bsize,
+        freeBytes: fs.bavail * fs.bsize,
+      };
+    } catch (err) {
+      throw this.mapError(err, 'statfs', this.path, options?.signal);
+    }
+  }
+
+  async close(): Promise<void> {}
+
+  private dirOf(id: string): string {
+    return join(this.path, id.slice(0, 2), id.slice(2, 4));
+  }
+
+  private fileOf(id: string): string {
+    return join(this.path, id.slice(0, 2), id.slice(2, 4), id);
+  }
+
+  private async writeFile(file: string, data: Uint8Array): Promise<void> {
+    // 'wx': a temp name that somehow exists is never silently shared.
+    const handle = await open(file, 'wx', FILE_MODE);
+    try {
+      await handle.writeFile(data);
+      if (this.fsync) await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private ensureRoot(): Promise<void> {
+    this.rootReady ??= this.prepareRoot().catch((err: unknown) => {
+      // Not cached: a path that is missing now (an unmounted disk) may come back.
+      this.rootReady = undefined;
+      throw err;
+    });
+    return this.rootReady;
+  }
+
+  private async prepareRoot(): Promise<void> {
+    try {
+      const found = await stat(this.path);
+      if (!found.isDirectory()) {
+        throw new ConfigError(`local backend "${this.name}": ${this.path} exists but is not a directory`);
+      }
+      return;
+    } catch (err) {
+      if (err instanceof LilioError) throw err;
+      if (errnoOf(err) === 'ENOTDIR') throw this.parentIsFile();
+      if (errnoOf(err) !== 'ENOENT') throw this.mapError(err, 'open', this.path);
+    }
+    try {
+      await mkdir(this.path, { recursive: true, mode: DIR_MODE });
+    } catch (err) {
+      if (errnoOf(err) === 'ENOTDIR' || errnoOf(err) === 'EEXIST') throw this.parentIsFile();
+      throw this.mapError(err, 'create', this.path);
+    }
+  }
+
+  private parentIsFile(): ConfigError {
+    return new ConfigError(`local backend "${this.name}": ${this.path} cannot be a directory: a parent is a file`);
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
+    const created = await mkdir(dir, { recursive: true, mode: DIR_MODE });
+    if (created !== undefined && this.fsync) {
+      // New directory entries are durable only once their parents are synced too.
+      await syncDir(dirname(dir));
+      await syncDir(this.path);
+    }
+    this.knownDirs.add(dir);
+  }
+
+  /** Names in a directory, streamed; a directory that vanished mid-walk is just empty. */
+  private async *entries(dir: string, signal: AbortSignal | undefined): AsyncGenerator<string> {
+    let handle: Awaited<ReturnType<typeof opendir>>;
+    try {
+      handle = await opendir(dir);
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw this.mapError(err, 'list', dir, signal);
+    }
+    // for-await closes the Dir when the loop ends, early or not.
+    for await (const entry of handle) {
+      signal?.throwIfAborted();
+      yield entry.name;
+    }
+  }
+
+  private mapError(err: unknown, action: string, path: string, signal?: AbortSignal): unknown {
+    if (signal?.aborted) return signal.reason;
+    if (err instanceof LilioError) return err;
+    const where = `backend "${this.name}": cannot ${action} ${path}`;
+    switch (errnoOf(err)) {
+      case 'ENOSPC':
+      case 'EDQUOT':
+        return new NoSpaceError(`${where}: no space left on device`);
+      case 'EACCES':
+      case 'EPERM':
+        return new PermissionError(`${where}: permission denied`);
+      case 'EROFS':
+        return new ReadOnlyError(`${where}: read-only filesystem`);
+      case 'ENAMETOOLONG':
+        return new InvalidError(`${where}: path too long`);
+      default:
+        return new UnavailableError(`${where}: ${describeError(err)}`, { cause: err });
+    }
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,92 @@
+import { NoSpaceError, NotFoundError } from '../core/errors.js';
+import { validateChunkId } from '../core/names.js';
+import type { BackendHealth, BackendInfo, CallOptions, StorageBackend } from './backend.js';
+
+export interface MemoryBackendOptions {
+  name: string;
+  /** Refuse puts that would hold more than this many bytes (to test full backends). */
+  capacityBytes?: number;
+}
+
+/**
+ * Chunks in a Map, for tests and throwaway setups. Stores and returns copies,
+ * so neither the writer reusing its buffer nor a reader scribbling on what it
+ * got can change what is stored — the same guarantee a disk gives.
+ */
+export class MemoryBackend implements StorageBackend {
+  readonly name: string;
+  readonly type = 'memory';
+  private readonly capacityBytes: number | undefined;
+  private readonly chunks = new Map<string, Buffer>();
+  private usedBytes = 0;
+
+  constructor(options: MemoryBackendOptions) {
+    this.name = options.name;
+    this.capacityBytes = options.capacityBytes;
+  }
+
+  async put(id: string, data: Uint8Array, options?: CallOptions): Promise<void> {
+    validateChunkId(id);
+    options?.signal?.throwIfAborted();
+    const previous = this.chunks.get(id)?.length ?? 0;
+    const used = this.usedBytes - previous + data.length;
+    if (this.capacityBytes !== undefined && used > this.capacityBytes) {
+      throw new NoSpaceError(`backend "${this.name}": ${data.length} bytes do not fit in ${this.capacityBytes}`);
+    }
+    this.chunks.set(id, copy(data));
+    this.usedBytes = used;
+  }
+
+  async get(id: string, options?: CallOptions): Promise<Buffer> {
+    validateChunkId(id);
+    options?.signal?.throwIfAborted();
+    const stored = this.chunks.get(id);
+    if (!stored) throw new NotFoundError(`backend "${this.name}" has no chunk ${id}`);
+    return copy(stored);
+  }
+
+  async delete(id: string, options?: CallOptions): Promise<void> {
+    validateChunkId(id);
+    options?.signal?.throwIfAborted();
+    const stored = this.chunks.get(id);
+    if (!stored) return;
+    this.chunks.delete(id);
+    this.usedBytes -= stored.length;
+  }
+
+  async stat(id: string, options?: CallOptions): Promise<number | undefined> {
+    validateChunkId(id);
+    options?.signal?.throwIfAborted();
+    return this.chunks.get(id)?.length;
+  }
+
+  async *list(options?: CallOptions): AsyncIterable<string> {
+    options?.signal?.throwIfAborted();
+    // A snapshot, so deleting while listing (garbage collection does) is safe.
+    yield* [...this.chunks.keys()];
+  }
+
+  async health(options?: CallOptions): Promise<BackendHealth> {
+    options?.signal?.throwIfAborted();
+    return { ok: true, latencyMs: 0 };
+  }
+
+  async info(options?: CallOptions): Promise<BackendInfo> {
+    options?.signal?.throwIfAborted();
+    const info: BackendInfo = { name: this.name, type: this.type, location: 'memory' };
+    if (this.capacityBytes !== undefined) {
+      info.totalBytes = this.capacityBytes;
+      info.freeBytes = this.capacityBytes - this.usedBytes;
+    }
+    return info;
+  }
+
+  async close(): Promise<void> {}
+}
+
+function copy(data: Uint8Array): Buffer {
+  // allocUnsafeSlow: a small chunk must not pin a shared 8 KiB slab for its lifetime.
+  const out = Buffer.allocUnsafeSlow(data.length);
+  out.set(data);
+  return out;
+}

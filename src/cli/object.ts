@@ -1,0 +1,155 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Command } from 'commander';
+import { formatSize } from '../config/size.js';
+import { InvalidError, NotFoundError } from '../core/errors.js';
+import { splitObjectPath, validateBucketName, validateKey } from '../core/names.js';
+import { withEngine } from './context.js';
+import { formatMode, formatTime, table } from './output.js';
+import { Progress } from './progress.js';
+
+/** BUCKET/KEY with both parts required and valid. */
+export function parseObjectPath(text: string): { bucket: string; key: string } {
+  const { bucket, key } = splitObjectPath(text);
+  validateBucketName(bucket);
+  if (!key) throw new InvalidError(`"${text}" names no object: use BUCKET/KEY`);
+  validateKey(key);
+  return { bucket, key };
+}
+
+/** Reads from a source while counting bytes for the progress bar. */
+async function* counted(source: AsyncIterable<Uint8Array>, progress: Progress): AsyncGenerator<Uint8Array> {
+  for await (const piece of source) {
+    progress.advance(piece.byteLength);
+    yield piece;
+  }
+}
+
+export function registerObjectCommands(program: Command): void {
+  program
+    .command('put <local> <object>')
+    .description('upload a local file (or - for stdin) to BUCKET/KEY')
+    .action(async (local: string, target: string, _options: unknown, command: Command) => {
+      const { bucket, key } = parseObjectPath(target);
+      const size = local === '-' ? undefined : (await stat(local)).size;
+      const source = local === '-' ? process.stdin : createReadStream(local, { highWaterMark: 1024 * 1024 });
+      await withEngine(command, async (lilio) => {
+        const progress = new Progress(`put ${bucket}/${key}`, size);
+        const record = await lilio.putObject(bucket, key, counted(source, progress));
+        progress.finish();
+        console.error(`stored ${bucket}/${key}: ${formatSize(record.size)} in ${record.chunks.length} chunk(s)`);
+      });
+    });
+
+  program
+    .command('get <object> <local>')
+    .description('download BUCKET/KEY to a local file (or - for stdout)')
+    .action(async (source: string, local: string, _options: unknown, command: Command) => {
+      const { bucket, key } = parseObjectPath(source);
+      await withEngine(command, async (lilio) => {
+        const head = await lilio.headObject(bucket, key);
+        const progress = new Progress(`get ${bucket}/${key}`, head.size);
+        const body = counted(lilio.getObject(bucket, key), progress);
+        if (local === '-') {
+          await pipeline(body, process.stdout);
+        } else {
+          // Write beside the target and rename, so a failed download never leaves a torn file.
+          const temp = join(dirname(local), `.${basename(local)}.lilio-${process.pid}.tmp`);
+          try {
+            await pipeline(body, createWriteStream(temp));
+            await rename(temp, local);
+          } catch (err) {
+            await unlink(temp).catch(() => undefined);
+            throw err;
+          }
+        }
+        progress.finish();
+      });
+    });
+
+  program
+    .command('ls <path>')
+    .description('list objects under BUCKET[/PREFIX], one level (or all with -r)')
+    .option('-r, --recursive', 'list every key below the prefix')
+    .option('-l, --long', 'show size, mode and modification time')
+    .action(async (path: string, options: { recursive?: boolean; long?: boolean }, command: Command) => {
+      const { bucket, key: prefix } = splitObjectPath(path);
+      validateBucketName(bucket);
+      await withEngine(command, async (lilio) => {
+        let startAfter: string | undefined;
+        const rows: string[][] = [];
+        do {
+          const page = await lilio.list(bucket, {
+            prefix,
+            delimiter: options.recursive ? undefined : '/',
+            startAfter,
+            limit: 1000,
+          });
+          for (const p of page.prefixes) rows.push(options.long ? ['drwxr-xr-x', '-', '', p] : [p]);
+          for (const o of page.objects) {
+            rows.push(
+              options.long
+                ? [formatMode(o.attrs.mode, o.kind), String(o.size), formatTime(o.attrs.mtimeMs), o.key]
+                : [o.key],
+            );
+          }
+          startAfter = page.next;
+        } while (startAfter);
+        if (rows.length > 0) console.log(table(rows));
+      });
+    });
+
+  program
+    .command('stat <object>')
+    .description('show an object version: size, chunks, replicas, attributes')
+    .option('--json', 'print the whole metadata record as JSON')
+    .action(async (target: string, options: { json?: boolean }, command: Command) => {
+      const { bucket, key } = parseObjectPath(target);
+      await withEngine(command, async (lilio) => {
+        const record = await lilio.headObject(bucket, key);
+        if (options.json) {
+          console.log(JSON.stringify(record, null, 2));
+          return;
+        }
+        console.log(
+          table([
+            ['object', `${bucket}/${key}`],
+            ['kind', record.kind],
+            ['size', `${formatSize(record.size)} (${record.size})`],
+            ['version', String(record.version)],
+            [
+              'stored',
+              record.inline !== undefined
+                ? 'inline in metadata'
+                : `${record.chunks.length} chunk(s) of ${formatSize(record.chunkSize)}`,
+            ],
+            ['mode', `${formatMode(record.attrs.mode, record.kind)} uid=${record.attrs.uid} gid=${record.attrs.gid}`],
+            ['modified', formatTime(record.attrs.mtimeMs)],
+            ['committed', formatTime(record.committedAt)],
+          ]),
+        );
+        if (record.chunks.length > 0) {
+          const rows = [['#', 'CHUNK', 'SIZE', 'REPLICAS']];
+          for (const [i, c] of record.chunks.slice(0, 20).entries()) {
+            rows.push([String(i), c.id, String(c.size), c.replicas.join(',')]);
+          }
+          if (record.chunks.length > 20) rows.push(['…', `${record.chunks.length - 20} more`, '', '']);
+          console.log(`\n${table(rows)}`);
+        }
+      });
+    });
+
+  program
+    .command('rm <object>')
+    .description('remove BUCKET/KEY (its chunks are deleted after the garbage grace period)')
+    .action(async (target: string, _options: unknown, command: Command) => {
+      const { bucket, key } = parseObjectPath(target);
+      await withEngine(command, async (lilio) => {
+        const removed = await lilio.deleteObject(bucket, key);
+        if (!removed) throw new NotFoundError(`object "${bucket}/${key}" does not exist`);
+        console.error(`removed ${bucket}/${key}`);
+      });
+    });
+}

@@ -1,0 +1,152 @@
+import { z } from 'zod';
+import { parseSize } from './size.js';
+
+export const KiB = 1024;
+export const MiB = 1024 * KiB;
+export const MIN_CHUNK_SIZE = 64 * KiB;
+export const MAX_CHUNK_SIZE = 64 * MiB;
+
+/** A byte count: a non-negative integer or a string such as "4MiB". */
+const size = z.union([z.number().int().nonnegative(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') return value;
+  const bytes = parseSize(value);
+  if (bytes === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a size (use bytes or e.g. "4MiB")` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+const chunkSize = size.refine((n) => n >= MIN_CHUNK_SIZE && n <= MAX_CHUNK_SIZE, {
+  message: 'must be between 64 KiB and 64 MiB',
+});
+
+const storageName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be 1-63 letters, digits, dots, hyphens or underscores');
+
+const localStorage = z.strictObject({
+  name: storageName,
+  type: z.literal('local'),
+  path: z.string().min(1),
+  /** fsync every chunk and its directory before acknowledging (slower; survives power loss). */
+  fsync: z.boolean().default(false),
+});
+
+const memoryStorage = z.strictObject({
+  name: storageName,
+  type: z.literal('memory'),
+  capacity: size.optional(),
+});
+
+export const storageSchema = z.discriminatedUnion('type', [localStorage, memoryStorage]);
+
+const memoryMetadata = z.strictObject({ type: z.literal('memory') });
+const localMetadata = z.strictObject({
+  type: z.literal('local'),
+  /** Directory of the SQLite database; default $LILIO_HOME/meta. */
+  path: z.string().min(1).optional(),
+  /** "normal": kill -9 safe, a power cut may lose the last commits. "full": survives power cuts too. */
+  synchronous: z.enum(['normal', 'full']).default('normal'),
+});
+
+export const metadataSchema = z.discriminatedUnion('type', [memoryMetadata, localMetadata]);
+
+const quorumSchema = z.strictObject({
+  n: z.number().int().min(1),
+  w: z.number().int().min(1),
+  r: z.number().int().min(1),
+  /**
+   * "first": serve the first replica whose checksum verifies (chunks are
+   * immutable, so a verified replica is never stale). "strict": the original
+   * design's rule, R verified replicas that agree.
+   */
+  readMode: z.enum(['first', 'strict']).default('first'),
+});
+
+export const configSchema = z
+  .strictObject({
+    metadata: metadataSchema.default({ type: 'local', synchronous: 'normal' }),
+    storages: z.array(storageSchema).min(1, 'at least one storage backend is needed'),
+    quorum: quorumSchema.default({ n: 3, w: 2, r: 2, readMode: 'first' }),
+    chunkSize: chunkSize.default(MiB),
+    /** Objects up to this size live inside their metadata record (0 turns it off). */
+    inlineThreshold: size.refine((n) => n <= 64 * KiB, { message: 'must be at most 64 KiB' }).default(4 * KiB),
+    ring: z
+      .strictObject({ virtualNodes: z.number().int().min(1).max(10_000).default(150) })
+      .default({ virtualNodes: 150 }),
+    encryption: z
+      .strictObject({
+        /** File holding the base64 master key; LILIO_MASTER_KEY overrides it. Default $LILIO_HOME/master.key. */
+        masterKeyFile: z.string().min(1).optional(),
+      })
+      .default({}),
+    writes: z
+      .strictObject({
+        /** Chunks of one object being replicated at once; a writer waits beyond it (backpressure). */
+        chunksInFlightPerObject: z.number().int().min(1).max(64).default(4),
+        /** Chunks being replicated at once in the whole process. */
+        chunksInFlightTotal: z.number().int().min(1).max(1024).default(16),
+      })
+      .default({ chunksInFlightPerObject: 4, chunksInFlightTotal: 16 }),
+    reads: z
+      .strictObject({
+        /** A replica slower than this is abandoned for the next one (first mode). */
+        replicaTimeoutMs: z.number().int().min(10).default(5_000),
+      })
+      .default({ replicaTimeoutMs: 5_000 }),
+    backends: z
+      .strictObject({
+        /** Deadline for any one call to a backend. */
+        timeoutMs: z.number().int().min(10).default(30_000),
+        /** How often a backend marked down is probed again. */
+        probeIntervalMs: z.number().int().min(10).default(5_000),
+      })
+      .default({ timeoutMs: 30_000, probeIntervalMs: 5_000 }),
+    gc: z
+      .strictObject({
+        /**
+         * Replaced chunks are deleted only after this long, so that readers that
+         * opened the old version (here or in another process) can finish.
+         */
+        graceSeconds: z.number().int().min(0).default(600),
+      })
+      .default({ graceSeconds: 600 }),
+    cache: z.strictObject({ size: size.default(256 * MiB) }).default({ size: 256 * MiB }),
+  })
+  .superRefine((config, ctx) => {
+    const { n, w, r } = config.quorum;
+    if (w + r <= n) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['quorum'],
+        message: `W + R must be greater than N (got N=${n} W=${w} R=${r}: ${w} + ${r} <= ${n})`,
+      });
+    }
+    if (w > n) ctx.addIssue({ code: 'custom', path: ['quorum', 'w'], message: `W=${w} is greater than N=${n}` });
+    if (r > n) ctx.addIssue({ code: 'custom', path: ['quorum', 'r'], message: `R=${r} is greater than N=${n}` });
+    if (n > config.storages.length) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['quorum', 'n'],
+        message: `N=${n} replicas need at least ${n} storage backends, but ${config.storages.length} are configured`,
+      });
+    }
+    const seen = new Set<string>();
+    config.storages.forEach((storage, index) => {
+      if (seen.has(storage.name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['storages', index, 'name'],
+          message: `duplicate name "${storage.name}"`,
+        });
+      }
+      seen.add(storage.name);
+    });
+  });
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
+export type StorageConfig = z.output<typeof storageSchema>;
+export type MetadataConfig = z.output<typeof metadataSchema>;
+export type QuorumConfig = z.output<typeof quorumSchema>;

@@ -1,0 +1,182 @@
+import { LRUCache } from 'lru-cache';
+import { newChunkId } from '../core/chunk-id.js';
+import { decryptChunk, encryptChunk, sha256Hex } from '../core/crypto.js';
+import { IntegrityError } from '../core/errors.js';
+import type { HashRing } from '../core/ring.js';
+import { Semaphore } from '../core/semaphore.js';
+import type { BucketRecord, ChunkRef } from '../core/types.js';
+import type { Collector } from '../metrics/collector.js';
+import type { BackendSet } from './backend-set.js';
+import { RepairQueue } from './repair-queue.js';
+import { readVerified, writeReplicas } from './replication.js';
+
+/** A bucket as the data path needs it: its record and, when encrypted, its unwrapped data key. */
+export interface BucketContext {
+  readonly record: BucketRecord;
+  readonly dataKey?: Buffer;
+}
+
+export interface ChunkStoreOptions {
+  n: number;
+  w: number;
+  r: number;
+  readMode: 'first' | 'strict';
+  hedgeMs: number;
+  cacheBytes: number;
+  chunksInFlightTotal: number;
+}
+
+export interface SealedChunk {
+  /** Resolves once W replicas hold the chunk; rejects with QuorumError (nothing left behind). */
+  ref: Promise<ChunkRef>;
+  /** Resolves when every replica call is over; only then may the plaintext buffer be reused. */
+  settled: Promise<void>;
+}
+
+/**
+ * Chunks as the engine sees them: sealing (encrypt, checksum, place on the
+ * ring, replicate with quorum) and reading (cache, verified replica, decrypt).
+ * Chunk ids are random and chunks immutable, so the cache is keyed by id and
+ * can never serve stale bytes.
+ */
+export class ChunkStore {
+  readonly repairs: RepairQueue;
+  private readonly cache: LRUCache<string, Buffer> | undefined;
+  private readonly fetching = new Map<string, Promise<Buffer>>();
+  private readonly inFlight: Semaphore;
+  private inFlightCount = 0;
+  /** Replica writes not finished yet, stragglers after quorum included. */
+  private readonly unsettled = new Set<Promise<void>>();
+
+  constructor(
+    private readonly backends: BackendSet,
+    private readonly ring: HashRing,
+    private readonly collector: Collector,
+    private readonly options: ChunkStoreOptions,
+  ) {
+    this.inFlight = new Semaphore(options.chunksInFlightTotal);
+    this.repairs = new RepairQueue(backends, collector, (chunk) => this.readStored(chunk));
+    if (options.cacheBytes > 0) {
+      this.cache = new LRUCache<string, Buffer>({
+        maxSize: options.cacheBytes,
+        sizeCalculation: (value) => Math.max(1, value.byteLength),
+      });
+    }
+  }
+
+  /**
+   * Seals one chunk. Waits for a process-wide in-flight slot first, so that a
+   * slow backend slows writers down instead of growing memory.
+   */
+  async seal(ctx: BucketContext, plaintext: Buffer): Promise<SealedChunk> {
+    await this.inFlight.acquire();
+    this.setInFlight(+1);
+    const id = newChunkId();
+    let stored: Buffer;
+    try {
+      stored = ctx.dataKey ? encryptChunk(ctx.dataKey, id, plaintext) : plaintext;
+    } catch (err) {
+      this.inFlight.release();
+      this.setInFlight(-1);
+      throw err;
+    }
+    const chunk: ChunkRef = {
+      id,
+      size: plaintext.byteLength,
+      storedSize: stored.byteLength,
+      checksum: sha256Hex(stored),
+      replicas: this.ring.place(id, this.options.n),
+    };
+    const write = writeReplicas(this.backends, this.collector, chunk, stored, this.options.w, (c, backend, reason) =>
+      this.repairs.add(c, backend, reason),
+    );
+    const settled = write.settled.finally(() => {
+      this.inFlight.release();
+      this.setInFlight(-1);
+    });
+    // Stragglers may still be writing after quorum; settled is what the caller waits on to reuse buffers.
+    settled.catch(() => undefined);
+    this.unsettled.add(settled);
+    void settled.finally(() => this.unsettled.delete(settled)).catch(() => undefined);
+    return { ref: write.quorum.then(() => chunk), settled };
+  }
+
+  /** The plaintext of a chunk. Concurrent reads of one chunk share one fetch. */
+  read(ctx: BucketContext, chunk: ChunkRef): Promise<Buffer> {
+    const cached = this.cache?.get(chunk.id);
+    if (cached) {
+      this.collector.recordCacheLookup(true);
+      return Promise.resolve(cached);
+    }
+    this.collector.recordCacheLookup(false);
+    let pending = this.fetching.get(chunk.id);
+    if (!pending) {
+      pending = this.fetch(ctx, chunk).finally(() => this.fetching.delete(chunk.id));
+      this.fetching.set(chunk.id, pending);
+    }
+    return pending;
+  }
+
+  /** Starts fetching a chunk into the cache (read-ahead); errors are left for the real read. */
+  prefetch(ctx: BucketContext, chunk: ChunkRef): void {
+    if (!this.cache || this.cache.has(chunk.id) || this.fetching.has(chunk.id)) return;
+    this.read(ctx, chunk).catch(() => undefined);
+  }
+
+  /** Deletes every replica; resolves with the backends that could not delete it. */
+  async delete(chunk: ChunkRef): Promise<string[]> {
+    this.cache?.delete(chunk.id);
+    const failed: string[] = [];
+    await Promise.all(
+      chunk.replicas.map((name) => this.backends.delete(name, chunk.id).catch(() => void failed.push(name))),
+    );
+    return failed;
+  }
+
+  /** Stored bytes of a chunk from a verified replica (repair, scrub). */
+  readStored(chunk: ChunkRef): Promise<Buffer> {
+    return readVerified(
+      this.backends,
+      this.collector,
+      chunk,
+      { mode: 'first', r: 1, hedgeMs: this.options.hedgeMs },
+      () => undefined,
+    );
+  }
+
+  /** Resolves when every replica write started so far has finished. */
+  async drain(): Promise<void> {
+    while (this.unsettled.size > 0) await Promise.allSettled([...this.unsettled]);
+  }
+
+  cachedBytes(): number {
+    return this.cache?.calculatedSize ?? 0;
+  }
+
+  private async fetch(ctx: BucketContext, chunk: ChunkRef): Promise<Buffer> {
+    const repairs: Array<{ backend: string; reason: string }> = [];
+    const stored = await readVerified(
+      this.backends,
+      this.collector,
+      chunk,
+      { mode: this.options.readMode, r: this.options.r, hedgeMs: this.options.hedgeMs },
+      (_c, backend, reason) => repairs.push({ backend, reason }),
+    );
+    // Read repair: we hold verified bytes, so the damaged replicas are rewritten from them.
+    for (const { backend, reason } of repairs) this.repairs.add(chunk, backend, reason, stored);
+    const plaintext = ctx.dataKey ? decryptChunk(ctx.dataKey, chunk.id, stored) : stored;
+    if (plaintext.byteLength !== chunk.size) {
+      throw new IntegrityError(`chunk ${chunk.id} decoded to ${plaintext.byteLength} bytes, expected ${chunk.size}`);
+    }
+    if (this.cache) {
+      this.cache.set(chunk.id, plaintext);
+      this.collector.setCacheBytes(this.cache.calculatedSize);
+    }
+    return plaintext;
+  }
+
+  private setInFlight(delta: number): void {
+    this.inFlightCount += delta;
+    this.collector.setChunksInFlight(this.inFlightCount);
+  }
+}

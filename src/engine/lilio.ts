@@ -1,0 +1,347 @@
+import type { StorageBackend } from '../backends/backend.js';
+import { createBackend } from '../backends/index.js';
+import type { Config } from '../config/load.js';
+import { loadMasterKey } from '../config/master-key.js';
+import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../config/schema.js';
+import { BufferPool } from '../core/buffer-pool.js';
+import { generateDataKey, unwrapKey, wrapKey } from '../core/crypto.js';
+import { InvalidError, NotFoundError } from '../core/errors.js';
+import { validateBucketName, validateKey } from '../core/names.js';
+import { HashRing } from '../core/ring.js';
+import type { BucketRecord, ChunkRef, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
+import { openMetadataStore } from '../meta/index.js';
+import type { Expect, ListOptions, ListPage, MetadataStore } from '../meta/store.js';
+import type { Collector, ObjectOperation } from '../metrics/collector.js';
+import { NoopCollector } from '../metrics/noop.js';
+import { BackendSet } from './backend-set.js';
+import { type BucketContext, ChunkStore } from './chunk-store.js';
+import { ObjectReader } from './object-reader.js';
+import { type CommitOptions, defaultAttrs, ObjectWriter, type WriterDeps } from './object-writer.js';
+
+export interface OpenOptions {
+  collector?: Collector;
+  /** Use these instead of building backends from config.storages (tests, fault injection). */
+  backends?: StorageBackend[];
+  /** Use this store instead of opening config.metadata. */
+  meta?: MetadataStore;
+}
+
+export interface CreateBucketOptions {
+  encrypt?: boolean;
+  chunkSize?: number;
+  attrs?: Partial<ObjectAttrs>;
+}
+
+/**
+ * The storage engine: buckets and objects built from the ring, the backends,
+ * the metadata store and the chunk store. The CLI, the HTTP server and the
+ * mount all go through it; none of them touches a backend directly.
+ */
+export class Lilio {
+  readonly ring: HashRing;
+  readonly backends: BackendSet;
+  readonly chunks: ChunkStore;
+  private readonly pools = new Map<number, BufferPool>();
+  private readonly buckets = new Map<string, { ctx: BucketContext; generation: number }>();
+  private masterKeyCache: Buffer | undefined;
+  private gcTimer: NodeJS.Timeout | undefined;
+  readonly writerDeps: WriterDeps;
+
+  private constructor(
+    readonly config: Config,
+    readonly meta: MetadataStore,
+    backends: StorageBackend[],
+    readonly collector: Collector,
+  ) {
+    this.ring = new HashRing(
+      backends.map((b) => b.name),
+      config.ring.virtualNodes,
+    );
+    this.backends = new BackendSet(backends, collector, {
+      timeoutMs: config.backends.timeoutMs,
+      probeIntervalMs: config.backends.probeIntervalMs,
+    });
+    this.chunks = new ChunkStore(this.backends, this.ring, collector, {
+      n: config.quorum.n,
+      w: config.quorum.w,
+      r: config.quorum.r,
+      readMode: config.quorum.readMode,
+      hedgeMs: config.reads.replicaTimeoutMs,
+      cacheBytes: config.cache.size,
+      chunksInFlightTotal: config.writes.chunksInFlightTotal,
+    });
+    this.writerDeps = {
+      chunks: this.chunks,
+      meta,
+      pool: (size) => this.pool(size),
+      inlineThreshold: config.inlineThreshold,
+      chunksInFlightPerObject: config.writes.chunksInFlightPerObject,
+      discard: (chunks) => this.discard(chunks),
+    };
+  }
+
+  static async open(config: Config, options: OpenOptions = {}): Promise<Lilio> {
+    const backends = options.backends ?? config.storages.map(createBackend);
+    if (backends.length < config.quorum.n) {
+      throw new InvalidError(
+        `N=${config.quorum.n} replicas need ${config.quorum.n} backends, ${backends.length} given`,
+      );
+    }
+    const meta = options.meta ?? openMetadataStore(config.metadata, `${config.home}/meta`);
+    return new Lilio(config, meta, backends, options.collector ?? new NoopCollector());
+  }
+
+  // ---- buckets ----
+
+  async createBucket(name: string, options: CreateBucketOptions = {}): Promise<BucketRecord> {
+    validateBucketName(name);
+    const chunkSize = options.chunkSize ?? this.config.chunkSize;
+    if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
+      throw new InvalidError(`chunk size ${chunkSize} is out of range (64 KiB to 64 MiB)`);
+    }
+    const now = Date.now();
+    const record: BucketRecord = {
+      name,
+      createdAt: now,
+      encrypted: options.encrypt ?? false,
+      chunkSize,
+      attrs: { ...defaultAttrs(now, 'dir'), ...options.attrs },
+    };
+    if (record.encrypted) record.wrappedKey = wrapKey(this.masterKey(), generateDataKey(), name);
+    await this.timedMeta('createBucket', () => this.meta.createBucket(record));
+    return record;
+  }
+
+  async getBucket(name: string): Promise<BucketRecord> {
+    return (await this.bucket(name)).record;
+  }
+
+  listBuckets(): Promise<BucketRecord[]> {
+    return this.timedMeta('listBuckets', () => this.meta.listBuckets());
+  }
+
+  async deleteBucket(name: string): Promise<void> {
+    await this.timedMeta('deleteBucket', () => this.meta.deleteBucket(name));
+    this.buckets.delete(name);
+  }
+
+  async updateBucketAttrs(name: string, attrs: Partial<ObjectAttrs>): Promise<BucketRecord> {
+    const current = await this.getBucket(name);
+    const record = { ...current, attrs: { ...current.attrs, ...attrs, ctimeMs: Date.now() } };
+    await this.meta.updateBucket(record);
+    this.buckets.delete(name);
+    return record;
+  }
+
+  /**
+   * A bucket with its unwrapped data key. Cached, and revalidated whenever the
+   * metadata store's generation moves (another process may have deleted and
+   * re-created the bucket with a new key).
+   */
+  async bucket(name: string): Promise<BucketContext> {
+    const generation = this.meta.generation();
+    const cached = this.buckets.get(name);
+    if (cached && cached.generation === generation) return cached.ctx;
+    const record = await this.timedMeta('getBucket', () => this.meta.getBucket(name));
+    if (!record) {
+      this.buckets.delete(name);
+      throw new NotFoundError(`bucket "${name}" does not exist`);
+    }
+    let ctx: BucketContext;
+    if (
+      cached &&
+      cached.ctx.record.createdAt === record.createdAt &&
+      cached.ctx.record.wrappedKey === record.wrappedKey
+    ) {
+      ctx = { record, dataKey: cached.ctx.dataKey };
+    } else {
+      ctx = record.wrappedKey ? { record, dataKey: unwrapKey(this.masterKey(), record.wrappedKey, name) } : { record };
+    }
+    this.buckets.set(name, { ctx, generation });
+    return ctx;
+  }
+
+  // ---- objects ----
+
+  /** A writer for a new version of bucket/key; nothing is visible until its commit. */
+  async writer(bucket: string, key: string, options: { chunkSize?: number } = {}): Promise<ObjectWriter> {
+    validateKey(key);
+    const ctx = await this.bucket(bucket);
+    return new ObjectWriter(this.writerDeps, ctx, key, options.chunkSize ?? ctx.record.chunkSize);
+  }
+
+  /** Streams `source` into a new version of bucket/key and commits it. */
+  async putObject(
+    bucket: string,
+    key: string,
+    source: AsyncIterable<Uint8Array>,
+    options: CommitOptions = {},
+  ): Promise<ObjectRecord> {
+    return this.timedOp(bucket, 'put', async () => {
+      const writer = await this.writer(bucket, key);
+      try {
+        for await (const piece of source) await writer.write(piece);
+      } catch (err) {
+        await writer.abort();
+        throw err;
+      }
+      const record = await writer.commit(options);
+      this.collector.recordObjectSize(bucket, record.size);
+      return record;
+    });
+  }
+
+  async headObject(bucket: string, key: string): Promise<ObjectRecord> {
+    validateKey(key);
+    await this.bucket(bucket);
+    const record = await this.timedMeta('getObject', () => this.meta.getObject(bucket, key));
+    if (!record) throw new NotFoundError(`object "${bucket}/${key}" does not exist`);
+    return record;
+  }
+
+  /** Opens the current version for reading; the reader keeps that version. */
+  async openObject(bucket: string, key: string): Promise<ObjectReader> {
+    const record = await this.headObject(bucket, key);
+    return this.reader(await this.bucket(bucket), record);
+  }
+
+  reader(ctx: BucketContext, record: ObjectRecord): ObjectReader {
+    return new ObjectReader(this.chunks, ctx, record);
+  }
+
+  /** Streams an object's bytes (optionally a range), recording the get when the stream ends. */
+  async *getObject(bucket: string, key: string, range?: { start: number; end: number }): AsyncGenerator<Buffer> {
+    const started = performance.now();
+    let ok = false;
+    try {
+      const reader = await this.openObject(bucket, key);
+      yield* reader.stream(range?.start, range?.end);
+      this.collector.recordObjectSize(bucket, reader.size);
+      ok = true;
+    } finally {
+      this.collector.recordObjectOp(bucket, 'get', (performance.now() - started) / 1000, ok);
+    }
+  }
+
+  async deleteObject(bucket: string, key: string, expect?: Expect): Promise<ObjectRecord | undefined> {
+    validateKey(key);
+    await this.bucket(bucket);
+    return this.timedOp(bucket, 'delete', () => this.meta.deleteObject(bucket, key, expect));
+  }
+
+  async renameObject(bucket: string, from: string, to: string, replace = true): Promise<ObjectRecord> {
+    validateKey(from);
+    validateKey(to);
+    await this.bucket(bucket);
+    return this.timedOp(bucket, 'rename', () => this.meta.renameObject(bucket, from, to, { replace }));
+  }
+
+  /** Commits a record derived from an existing one (attributes, xattrs, a rename of its chunks' owner). */
+  commitRecord(draft: ObjectDraft, expect: Expect): Promise<ObjectRecord> {
+    validateKey(draft.key);
+    return this.timedMeta('putObject', () => this.meta.putObject(draft, expect));
+  }
+
+  async list(bucket: string, options: ListOptions = {}): Promise<ListPage> {
+    await this.bucket(bucket);
+    return this.timedOp(bucket, 'list', () => this.meta.list(bucket, options));
+  }
+
+  // ---- housekeeping ----
+
+  /**
+   * Deletes chunks that stopped being referenced more than the grace period
+   * ago. A chunk whose delete fails on some backend goes back on the queue.
+   */
+  async collectGarbage(
+    options: { graceMs?: number; limit?: number } = {},
+  ): Promise<{ deleted: number; retried: number }> {
+    const graceMs = options.graceMs ?? this.config.gc.graceSeconds * 1000;
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    let deleted = 0;
+    let retried = 0;
+    while (deleted + retried < limit) {
+      // +1: entries queued exactly grace ago are due (with grace 0, everything queued so far).
+      const batch = await this.meta.takeGarbage(Date.now() - graceMs + 1, Math.min(500, limit - deleted - retried));
+      if (batch.length === 0) break;
+      const failed: typeof batch = [];
+      await Promise.all(
+        batch.map(async (entry) => {
+          const failedOn = await this.chunks.delete(entry.chunk);
+          if (failedOn.length > 0) failed.push(entry);
+        }),
+      );
+      deleted += batch.length - failed.length;
+      retried += failed.length;
+      if (failed.length > 0) {
+        await this.meta.queueGarbage(failed);
+        break;
+      }
+    }
+    this.collector.recordGarbageCollected(deleted);
+    return { deleted, retried };
+  }
+
+  /** Collects garbage every `intervalMs` in long-running processes (mount, server). */
+  startBackgroundGc(intervalMs = 60_000): void {
+    if (this.gcTimer) return;
+    this.gcTimer = setInterval(() => void this.collectGarbage().catch(() => undefined), intervalMs);
+    this.gcTimer.unref();
+  }
+
+  /** Waits for background replica writes and repairs, then releases every resource. */
+  async close(): Promise<void> {
+    clearInterval(this.gcTimer);
+    await this.chunks.drain();
+    await this.chunks.repairs.whenIdle();
+    this.chunks.repairs.close();
+    await this.backends.close();
+    await this.meta.close();
+  }
+
+  private async discard(chunks: ChunkRef[]): Promise<void> {
+    const leftovers: ChunkRef[] = [];
+    await Promise.all(
+      chunks.map(async (chunk) => {
+        if ((await this.chunks.delete(chunk)).length > 0) leftovers.push(chunk);
+      }),
+    );
+    // Whatever could not be deleted now is left to garbage collection, immediately eligible.
+    if (leftovers.length > 0) await this.meta.queueGarbage(leftovers.map((chunk) => ({ chunk, queuedAt: 0 })));
+  }
+
+  private pool(chunkSize: number): BufferPool {
+    let pool = this.pools.get(chunkSize);
+    if (!pool) {
+      pool = new BufferPool(chunkSize, this.config.writes.chunksInFlightTotal + 4);
+      this.pools.set(chunkSize, pool);
+    }
+    return pool;
+  }
+
+  private masterKey(): Buffer {
+    this.masterKeyCache ??= loadMasterKey(this.config.masterKey);
+    return this.masterKeyCache;
+  }
+
+  private async timedOp<T>(bucket: string, op: ObjectOperation, run: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      const result = await run();
+      this.collector.recordObjectOp(bucket, op, (performance.now() - started) / 1000, true);
+      return result;
+    } catch (err) {
+      this.collector.recordObjectOp(bucket, op, (performance.now() - started) / 1000, false);
+      throw err;
+    }
+  }
+
+  private async timedMeta<T>(op: string, run: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      return await run();
+    } finally {
+      this.collector.recordMetaOp(op, (performance.now() - started) / 1000);
+    }
+  }
+}

@@ -1,0 +1,103 @@
+import { decryptChunk } from '../core/crypto.js';
+import type { ObjectRecord } from '../core/types.js';
+import type { BucketContext, ChunkStore } from './chunk-store.js';
+import { inlineAad } from './object-writer.js';
+
+/** Chunks fetched ahead of a sequential reader. */
+const READ_AHEAD_CHUNKS = 4;
+
+/**
+ * Reads one object version. It holds the record it was opened with, so it
+ * keeps reading that version even after a newer one is committed (the old
+ * chunks outlive the commit by the garbage grace period).
+ */
+export class ObjectReader {
+  private inlineBytes: Buffer | undefined;
+  private lastEnd = -1;
+
+  constructor(
+    private readonly chunks: ChunkStore,
+    private readonly ctx: BucketContext,
+    readonly record: ObjectRecord,
+  ) {}
+
+  get size(): number {
+    return this.record.size;
+  }
+
+  /**
+   * Copies up to target.length bytes at `position` into `target`; returns the
+   * number copied (0 at or past the end). Sequential callers get read-ahead.
+   */
+  async readInto(target: Buffer, position: number, length = target.byteLength): Promise<number> {
+    const end = Math.min(this.record.size, position + length);
+    if (position >= end) return 0;
+    if (this.record.inline !== undefined) {
+      return this.inline().copy(target, 0, position, end);
+    }
+    const { chunkSize, chunks } = this.record;
+    const sequential = position === this.lastEnd;
+    this.lastEnd = end;
+    const first = Math.floor(position / chunkSize);
+    const last = Math.floor((end - 1) / chunkSize);
+    if (sequential) {
+      for (let i = last + 1; i <= Math.min(last + READ_AHEAD_CHUNKS, chunks.length - 1); i++) {
+        this.chunks.prefetch(this.ctx, chunks[i]!);
+      }
+    }
+    if (first === last) {
+      const data = await this.chunks.read(this.ctx, chunks[first]!);
+      return data.copy(target, 0, position - first * chunkSize, end - first * chunkSize);
+    }
+    const parts = await Promise.all(chunks.slice(first, last + 1).map((c) => this.chunks.read(this.ctx, c)));
+    let copied = 0;
+    for (let i = first; i <= last; i++) {
+      const data = parts[i - first]!;
+      const chunkStart = i * chunkSize;
+      const from = Math.max(position, chunkStart) - chunkStart;
+      const to = Math.min(end, chunkStart + data.byteLength) - chunkStart;
+      copied += data.copy(target, copied, from, to);
+    }
+    return copied;
+  }
+
+  /** The bytes from start to end (exclusive), chunk by chunk, with a window of chunks fetched ahead. */
+  async *stream(start = 0, end = this.record.size): AsyncGenerator<Buffer> {
+    end = Math.min(end, this.record.size);
+    if (start >= end) return;
+    if (this.record.inline !== undefined) {
+      yield this.inline().subarray(start, end);
+      return;
+    }
+    const { chunkSize, chunks } = this.record;
+    const first = Math.floor(start / chunkSize);
+    const last = Math.floor((end - 1) / chunkSize);
+    const window: Array<Promise<Buffer>> = [];
+    let next = first;
+    const fill = () => {
+      while (next <= last && window.length < READ_AHEAD_CHUNKS) {
+        const pending = this.chunks.read(this.ctx, chunks[next++]!);
+        pending.catch(() => undefined);
+        window.push(pending);
+      }
+    };
+    for (let i = first; i <= last; i++) {
+      fill();
+      const data = await window.shift()!;
+      const chunkStart = i * chunkSize;
+      const from = Math.max(start, chunkStart) - chunkStart;
+      const to = Math.min(end, chunkStart + data.byteLength) - chunkStart;
+      yield from === 0 && to === data.byteLength ? data : data.subarray(from, to);
+    }
+  }
+
+  private inline(): Buffer {
+    if (!this.inlineBytes) {
+      const stored = Buffer.from(this.record.inline ?? '', 'base64');
+      this.inlineBytes = this.ctx.dataKey
+        ? decryptChunk(this.ctx.dataKey, inlineAad(this.record.versionId), stored)
+        : stored;
+    }
+    return this.inlineBytes;
+  }
+}

@@ -1,0 +1,123 @@
+import { execFile } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import Fuse from 'fuse-native';
+import type { Lilio } from '../engine/lilio.js';
+import type { FuseMetrics } from '../metrics/fuse.js';
+import { buildOps } from './ops.js';
+import { Vfs } from './vfs.js';
+
+const run = promisify(execFile);
+
+/**
+ * libfuse2 splits writes into 4 KiB pieces unless asked for big writes
+ * (it still caps them at 128 KiB); fuse-native has no option for these, so
+ * they are appended to the -o string it builds.
+ */
+const EXTRA_FUSE_OPTIONS = 'big_writes,max_write=1048576';
+
+class LilioFuse extends Fuse {
+  protected override _fuseOptions(): string {
+    const base = super._fuseOptions();
+    return base ? `${base},${EXTRA_FUSE_OPTIONS}` : `-o${EXTRA_FUSE_OPTIONS}`;
+  }
+}
+
+export interface MountOptions {
+  readOnly: boolean;
+  allowOther: boolean;
+  metrics: FuseMetrics;
+  /** Kernel attribute and entry cache, seconds. Short: other processes' commits show up quickly. */
+  cacheSeconds?: number;
+  onError?: (op: string, err: unknown) => void;
+}
+
+export interface Mounted {
+  mountpoint: string;
+  vfs: Vfs;
+  /** Commits every dirty file, then unmounts. Resolves with the number of files that failed to commit. */
+  unmount(): Promise<number>;
+}
+
+/** Whether `mountpoint` is in /proc/mounts as a FUSE filesystem. */
+export function isFuseMounted(mountpoint: string): boolean {
+  const target = resolve(mountpoint);
+  try {
+    return readFileSync('/proc/mounts', 'utf8')
+      .split('\n')
+      .some((line) => {
+        const [, point, type] = line.split(' ');
+        return point === target.replace(/ /g, '\\040') && type?.startsWith('fuse');
+      });
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A FUSE mount left by a process that died answers every call with ENOTCONN;
+ * it is unmounted so the directory can be mounted again. A live mount is
+ * never touched.
+ */
+export async function clearStaleMount(mountpoint: string): Promise<'none' | 'stale-cleared'> {
+  if (!isFuseMounted(mountpoint)) return 'none';
+  try {
+    statSync(mountpoint);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOTCONN') {
+      await run('fusermount', ['-uz', mountpoint]);
+      return 'stale-cleared';
+    }
+    throw err;
+  }
+  throw new Error(
+    `${mountpoint} is already mounted by a live filesystem; unmount it first (lilio umount ${mountpoint})`,
+  );
+}
+
+export async function mountLilio(lilio: Lilio, mountpoint: string, options: MountOptions): Promise<Mounted> {
+  const target = resolve(mountpoint);
+  await clearStaleMount(target);
+  const vfs = new Vfs(lilio, {
+    readOnly: options.readOnly,
+    maxDirtyBuffers: 64,
+    sealsInFlight: lilio.config.writes.chunksInFlightPerObject,
+  });
+  const cacheSeconds = options.cacheSeconds ?? 1;
+  const fuse = new LilioFuse(target, buildOps(vfs, options.metrics, options.onError), {
+    mkdir: true,
+    // Our own deadlines bound every call; fuse-native's 15 s timeout would answer a long
+    // flush with ETIMEDOUT while its commit may still land.
+    timeout: false,
+    allowOther: options.allowOther,
+    // Page cache kept across opens, dropped when a file's mtime or size changed (close-to-open).
+    autoCache: true,
+    attrTimeout: cacheSeconds,
+    entryTimeout: cacheSeconds,
+    fsname: 'lilio',
+    subtype: 'lilio',
+    maxRead: 1048576,
+  });
+  await new Promise<void>((resolvePromise, reject) => fuse.mount((err) => (err ? reject(err) : resolvePromise())));
+  let unmounted: Promise<number> | undefined;
+  return {
+    mountpoint: target,
+    vfs,
+    unmount() {
+      unmounted ??= (async () => {
+        const failures = await vfs.flushAll();
+        await new Promise<void>((resolvePromise) =>
+          fuse.unmount((err) => {
+            if (err) {
+              // Busy (a process still has files open): detach lazily, as umount -l would.
+              void run('fusermount', ['-uz', target]).finally(() => resolvePromise());
+            } else resolvePromise();
+          }),
+        );
+        return failures;
+      })();
+      return unmounted;
+    },
+  };
+}

@@ -1,0 +1,39 @@
+import { InvalidError, NameTooLongError } from '../core/errors.js';
+import { bucketNameProblem, keyProblem } from '../core/names.js';
+
+/** Where a mount path points: the root, a bucket's folder, or a key inside a bucket. */
+export type MountPath =
+  | { kind: 'root' }
+  | { kind: 'bucket'; bucket: string }
+  | { kind: 'key'; bucket: string; key: string };
+
+/**
+ * "/photos/2024/a.jpg" -> bucket "photos", key "2024/a.jpg". Names are
+ * checked here, at the mount's edge, with the same rules as the CLI and API.
+ */
+export function parseMountPath(path: string): MountPath {
+  if (path === '/' || path === '') return { kind: 'root' };
+  const body = path.startsWith('/') ? path.slice(1) : path;
+  const slash = body.indexOf('/');
+  const bucket = slash < 0 ? body : body.slice(0, slash);
+  const key = slash < 0 ? '' : body.slice(slash + 1);
+  if (!key) return { kind: 'bucket', bucket };
+  const problem = keyProblem(key);
+  if (problem) throw problem.tooLong ? new NameTooLongError(problem.message) : new InvalidError(problem.message);
+  return { kind: 'key', bucket, key };
+}
+
+/** A bucket name a user may create with mkdir at the root; the reason when not. */
+export function bucketProblem(name: string): string | undefined {
+  return bucketNameProblem(name);
+}
+
+/** "a/b/c" -> "a/b/"; "c" -> "" (the prefix that lists the key's directory). */
+export function parentPrefix(key: string): string {
+  const slash = key.lastIndexOf('/');
+  return slash < 0 ? '' : key.slice(0, slash + 1);
+}
+
+export function baseName(key: string): string {
+  return key.slice(key.lastIndexOf('/') + 1);
+}

@@ -1,0 +1,697 @@
+import { constants } from 'node:fs';
+import { hasCode, IsDirError, NotDirError, NotEmptyError, NotFoundError, ReadOnlyError } from '../core/errors.js';
+import type { ObjectAttrs, ObjectRecord } from '../core/types.js';
+import type { Lilio } from '../engine/lilio.js';
+import { defaultAttrs } from '../engine/object-writer.js';
+import { Errno, ErrnoError } from './errno.js';
+import { OpenFile, type OpenFileLimits } from './open-file.js';
+import { baseName, type MountPath, parentPrefix, parseMountPath } from './paths.js';
+
+const { S_IFDIR, S_IFREG, S_IFLNK, O_RDONLY, O_TRUNC, O_APPEND } = constants;
+/** The access-mode bits of open flags (not exported by node:fs). */
+const O_ACCMODE = 3;
+
+export interface Stat {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  blocks: number;
+  blksize: number;
+  atime: number;
+  mtime: number;
+  ctime: number;
+}
+
+export interface StatFs {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  favail: number;
+  fsid: number;
+  flag: number;
+  namemax: number;
+}
+
+export interface VfsOptions extends OpenFileLimits {
+  readOnly: boolean;
+}
+
+interface Handle {
+  /** Undefined for a directory opened for reading. */
+  file: OpenFile | undefined;
+  writable: boolean;
+  append: boolean;
+}
+
+/** What a name inside a bucket is right now. */
+type Entry =
+  | { kind: 'file' | 'symlink'; record: ObjectRecord }
+  | { kind: 'open'; file: OpenFile }
+  | { kind: 'dir'; marker?: ObjectRecord };
+
+const XATTR_PREFIX = 'user.';
+const MAX_XATTR_VALUE = 64 * 1024;
+/** statfs reports in 64 KiB blocks so that petabytes still fit fuse-native's 32-bit fields. */
+const STATFS_BLOCK = 64 * 1024;
+const STATFS_TTL_MS = 5_000;
+
+function fileKey(bucket: string, key: string): string {
+  return `${bucket}\u0000${key}`;
+}
+
+/**
+ * The filesystem: POSIX calls expressed as bucket and object operations on
+ * the engine. Buckets are the root's folders; directories are key prefixes
+ * with a marker object ("dir/") so empty ones exist. Open files are shared
+ * per path (see OpenFile); a version becomes visible on flush, fsync or the
+ * last release. Every method throws LilioError or ErrnoError; ops.ts turns
+ * them into errno values.
+ */
+export class Vfs {
+  private readonly files = new Map<string, OpenFile>();
+  private readonly handles = new Map<number, Handle>();
+  private nextFd = 1;
+  private readonly started = Date.now();
+  private readonly uid = process.getuid?.() ?? 0;
+  private readonly gid = process.getgid?.() ?? 0;
+  private statfsCache: { value: StatFs; at: number } | undefined;
+
+  constructor(
+    private readonly lilio: Lilio,
+    private readonly options: VfsOptions,
+  ) {}
+
+  get openFiles(): number {
+    return this.files.size;
+  }
+
+  // ---- attributes ----
+
+  async getattr(path: string): Promise<Stat> {
+    const where = parseMountPath(path);
+    if (where.kind === 'root')
+      return this.dirStat({ ...defaultAttrs(this.started, 'dir'), uid: this.uid, gid: this.gid });
+    if (where.kind === 'bucket') return this.dirStat((await this.lilio.getBucket(where.bucket)).attrs);
+    const entry = await this.entry(where.bucket, where.key);
+    if (!entry) throw new NotFoundError(`${path} does not exist`);
+    return this.statOf(entry);
+  }
+
+  async readdir(path: string): Promise<string[]> {
+    const where = parseMountPath(path);
+    if (where.kind === 'root') return ['.', '..', ...(await this.lilio.listBuckets()).map((b) => b.name)];
+    const prefix = where.kind === 'key' ? `${where.key}/` : '';
+    if (where.kind === 'key') {
+      const entry = await this.entry(where.bucket, where.key);
+      if (!entry) throw new NotFoundError(`${path} does not exist`);
+      if (entry.kind !== 'dir') throw new NotDirError(`${path} is not a directory`);
+    }
+    const names = new Set<string>();
+    let startAfter: string | undefined;
+    do {
+      const page = await this.lilio.list(where.bucket, { prefix, delimiter: '/', startAfter, limit: 1000 });
+      for (const p of page.prefixes) names.add(p.slice(prefix.length, -1));
+      for (const o of page.objects) names.add(o.key.slice(prefix.length));
+      startAfter = page.next;
+    } while (startAfter);
+    // Files created here but not committed yet exist too.
+    for (const file of this.files.values()) {
+      if (!file.base && !file.unlinked && file.bucket === where.bucket && parentPrefix(file.key) === prefix) {
+        names.add(baseName(file.key));
+      }
+    }
+    names.delete('');
+    return ['.', '..', ...names];
+  }
+
+  async chmod(path: string, mode: number): Promise<void> {
+    await this.setAttrs(path, { mode: mode & 0o7777 });
+  }
+
+  async chown(path: string, uid: number, gid: number): Promise<void> {
+    // -1 (as unsigned 32-bit) means "leave unchanged".
+    const attrs: Partial<ObjectAttrs> = {};
+    if (uid !== -1 && uid !== 0xffffffff) attrs.uid = uid;
+    if (gid !== -1 && gid !== 0xffffffff) attrs.gid = gid;
+    await this.setAttrs(path, attrs);
+  }
+
+  async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
+    await this.setAttrs(path, { atimeMs, mtimeMs });
+  }
+
+  // ---- directories ----
+
+  async mkdir(path: string, mode: number): Promise<void> {
+    this.writable();
+    const where = parseMountPath(path);
+    if (where.kind === 'root') throw new ErrnoError(Errno.EEXIST, '/ exists');
+    const attrs = { ...defaultAttrs(Date.now(), 'dir'), mode: mode & 0o7777, uid: this.uid, gid: this.gid };
+    if (where.kind === 'bucket') {
+      await this.lilio.createBucket(where.bucket, { attrs });
+      return;
+    }
+    await this.requireParentDir(where.bucket, where.key);
+    if (await this.entry(where.bucket, where.key)) throw new ErrnoError(Errno.EEXIST, `${path} exists`);
+    await this.writeMarker(where.bucket, where.key, attrs, 'absent');
+  }
+
+  async rmdir(path: string): Promise<void> {
+    this.writable();
+    const where = parseMountPath(path);
+    if (where.kind === 'root') throw new ErrnoError(Errno.EBUSY, 'cannot remove /');
+    if (where.kind === 'bucket') {
+      await this.lilio.deleteBucket(where.bucket);
+      return;
+    }
+    const entry = await this.entry(where.bucket, where.key);
+    if (!entry) throw new NotFoundError(`${path} does not exist`);
+    if (entry.kind !== 'dir') throw new NotDirError(`${path} is not a directory`);
+    await this.requireEmptyDir(where.bucket, where.key);
+    await this.keepParent(where.bucket, where.key);
+    if (entry.marker) await this.lilio.deleteObject(where.bucket, `${where.key}/`);
+  }
+
+  // ---- files ----
+
+  async create(path: string, mode: number): Promise<number> {
+    this.writable();
+    const where = this.keyPath(path, Errno.EPERM);
+    await this.requireParentDir(where.bucket, where.key);
+    const existing = await this.entry(where.bucket, where.key);
+    if (existing?.kind === 'dir') throw new IsDirError(`${path} is a directory`);
+    if (existing) return this.open(path, constants.O_RDWR | O_TRUNC);
+    const ctx = await this.lilio.bucket(where.bucket);
+    const attrs = { ...defaultAttrs(), mode: mode & 0o7777, uid: this.uid, gid: this.gid };
+    const file = new OpenFile(this.lilio, ctx, where.bucket, where.key, undefined, attrs, this.options);
+    file.dirty = true;
+    this.files.set(fileKey(where.bucket, where.key), file);
+    return this.addHandle(file, true, false);
+  }
+
+  async open(path: string, flags: number): Promise<number> {
+    const where = parseMountPath(path);
+    const access = flags & O_ACCMODE;
+    const writable = access !== O_RDONLY;
+    if (writable) this.writable();
+    if (where.kind !== 'key') {
+      if (writable) throw new IsDirError(`${path} is a directory`);
+      return this.addHandle(undefined, false, false);
+    }
+    const entry = await this.entry(where.bucket, where.key);
+    if (!entry) throw new NotFoundError(`${path} does not exist`);
+    if (entry.kind === 'dir') {
+      if (writable) throw new IsDirError(`${path} is a directory`);
+      return this.addHandle(undefined, false, false);
+    }
+    let file: OpenFile;
+    if (entry.kind === 'open') {
+      file = entry.file;
+    } else {
+      const ctx = await this.lilio.bucket(where.bucket);
+      file = new OpenFile(this.lilio, ctx, where.bucket, where.key, entry.record, entry.record.attrs, this.options);
+      this.files.set(fileKey(where.bucket, where.key), file);
+    }
+    const fd = this.addHandle(file, writable, (flags & O_APPEND) !== 0);
+    if (writable && flags & O_TRUNC && file.size > 0) await file.truncate(0);
+    return fd;
+  }
+
+  async read(fd: number, target: Buffer, length: number, position: number): Promise<number> {
+    const handle = this.handle(fd);
+    if (!handle.file) throw new IsDirError('is a directory');
+    return handle.file.read(target, position, length);
+  }
+
+  async write(fd: number, data: Buffer, length: number, position: number): Promise<number> {
+    const handle = this.handle(fd);
+    if (!handle.file || !handle.writable) throw new ErrnoError(Errno.EBADF, 'not open for writing');
+    const file = handle.file;
+    await file.write(
+      length === data.byteLength ? data : data.subarray(0, length),
+      handle.append ? file.size : position,
+    );
+    return length;
+  }
+
+  /** close(2) of one descriptor: commit what the file holds, so close reports a failed write. */
+  async flush(fd: number): Promise<void> {
+    const handle = this.handles.get(fd);
+    if (handle?.file?.dirty) await handle.file.commit();
+  }
+
+  async fsync(fd: number): Promise<void> {
+    await this.flush(fd);
+  }
+
+  async release(fd: number): Promise<void> {
+    const handle = this.handles.get(fd);
+    if (!handle) return;
+    this.handles.delete(fd);
+    const file = handle.file;
+    if (!file) return;
+    file.handles--;
+    if (file.handles > 0) return;
+    if (this.files.get(fileKey(file.bucket, file.key)) === file) this.files.delete(fileKey(file.bucket, file.key));
+    if (file.unlinked) await file.discard();
+    else if (file.dirty) await file.commit();
+  }
+
+  async truncate(path: string, size: number): Promise<void> {
+    this.writable();
+    const where = this.keyPath(path, Errno.EISDIR);
+    const entry = await this.entry(where.bucket, where.key);
+    if (!entry) throw new NotFoundError(`${path} does not exist`);
+    if (entry.kind === 'dir') throw new IsDirError(`${path} is a directory`);
+    if (entry.kind === 'open') {
+      await entry.file.truncate(size);
+      // truncate(2) by path takes effect at once, like a local filesystem.
+      if (!entry.file.base || entry.file.handles === 0) return;
+      await entry.file.commit();
+      return;
+    }
+    const ctx = await this.lilio.bucket(where.bucket);
+    const file = new OpenFile(this.lilio, ctx, where.bucket, where.key, entry.record, entry.record.attrs, this.options);
+    await file.truncate(size);
+    await file.commit();
+  }
+
+  async ftruncate(fd: number, size: number): Promise<void> {
+    const handle = this.handle(fd);
+    if (!handle.file || !handle.writable) throw new ErrnoError(Errno.EBADF, 'not open for writing');
+    await handle.file.truncate(size);
+  }
+
+  async unlink(path: string): Promise<void> {
+    this.writable();
+    const where = this.keyPath(path, Errno.EISDIR);
+    const entry = await this.entry(where.bucket, where.key);
+    if (!entry) throw new NotFoundError(`${path} does not exist`);
+    if (entry.kind === 'dir') throw new IsDirError(`${path} is a directory`);
+    await this.keepParent(where.bucket, where.key);
+    const open = this.files.get(fileKey(where.bucket, where.key));
+    if (open) {
+      // Handles already open keep reading the version they have; nothing of theirs is committed any more.
+      open.unlinked = true;
+      this.files.delete(fileKey(where.bucket, where.key));
+      if (!open.base) return;
+    }
+    const removed = await this.lilio.deleteObject(where.bucket, where.key);
+    if (!removed && !open) throw new NotFoundError(`${path} does not exist`);
+  }
+
+  async symlink(target: string, path: string): Promise<void> {
+    this.writable();
+    const where = this.keyPath(path, Errno.EPERM);
+    await this.requireParentDir(where.bucket, where.key);
+    if (await this.entry(where.bucket, where.key)) throw new ErrnoError(Errno.EEXIST, `${path} exists`);
+    const writer = await this.lilio.writer(where.bucket, where.key);
+    await writer.write(Buffer.from(target));
+    await writer.commit({ kind: 'symlink', expect: 'absent', attrs: { mode: 0o777, uid: this.uid, gid: this.gid } });
+  }
+
+  async readlink(path: string): Promise<string> {
+    const where = this.keyPath(path, Errno.EINVAL);
+    const entry = await this.entry(where.bucket, where.key);
+    if (!entry) throw new NotFoundError(`${path} does not exist`);
+    if (entry.kind !== 'symlink') throw new ErrnoError(Errno.EINVAL, `${path} is not a symbolic link`);
+    const reader = this.lilio.reader(await this.lilio.bucket(where.bucket), entry.record);
+    const target = Buffer.alloc(entry.record.size);
+    await reader.readInto(target, 0);
+    return target.toString();
+  }
+
+  async link(): Promise<void> {
+    // Hard links would need one chunk list shared by several keys with reference counts; not supported.
+    throw new ErrnoError(Errno.EPERM, 'hard links are not supported');
+  }
+
+  // ---- rename ----
+
+  async rename(from: string, to: string): Promise<void> {
+    this.writable();
+    const src = parseMountPath(from);
+    const dest = parseMountPath(to);
+    if (src.kind !== 'key' || dest.kind !== 'key') {
+      throw new ErrnoError(Errno.EPERM, 'buckets cannot be renamed, and files cannot live at the root');
+    }
+    if (src.bucket === dest.bucket && src.key === dest.key) return;
+    const source = await this.entry(src.bucket, src.key);
+    if (!source) throw new NotFoundError(`${from} does not exist`);
+    await this.requireParentDir(dest.bucket, dest.key);
+    const target = await this.entry(dest.bucket, dest.key);
+    if (source.kind === 'dir') {
+      if (dest.bucket === src.bucket && `${dest.key}/`.startsWith(`${src.key}/`)) {
+        throw new ErrnoError(Errno.EINVAL, `cannot move ${from} into itself`);
+      }
+      if (target && target.kind !== 'dir') throw new NotDirError(`${to} is not a directory`);
+      if (target) await this.requireEmptyDir(dest.bucket, dest.key);
+      if (dest.bucket !== src.bucket) throw new ErrnoError(Errno.EXDEV, 'directories move between buckets by copy');
+      await this.renameDir(src.bucket, src.key, dest.key, source.marker !== undefined);
+      return;
+    }
+    if (target?.kind === 'dir') throw new IsDirError(`${to} is a directory`);
+    // What is written but not committed moves with the file: commit it first.
+    const open = this.files.get(fileKey(src.bucket, src.key));
+    if (open?.dirty) await open.commit();
+    await this.keepParent(src.bucket, src.key);
+    const replaced = this.files.get(fileKey(dest.bucket, dest.key));
+    if (dest.bucket === src.bucket) {
+      await this.lilio.renameObject(src.bucket, src.key, dest.key, true);
+    } else {
+      await this.copyAcrossBuckets(src.bucket, src.key, dest.bucket, dest.key);
+      await this.lilio.deleteObject(src.bucket, src.key);
+    }
+    if (replaced) {
+      replaced.unlinked = true;
+      this.files.delete(fileKey(dest.bucket, dest.key));
+    }
+    if (open && dest.bucket === src.bucket) this.rekey(open, dest.bucket, dest.key);
+    else if (open) {
+      open.unlinked = true;
+      this.files.delete(fileKey(src.bucket, src.key));
+    }
+  }
+
+  // ---- filesystem ----
+
+  async statfs(): Promise<StatFs> {
+    const now = Date.now();
+    if (this.statfsCache && now - this.statfsCache.at < STATFS_TTL_MS) return this.statfsCache.value;
+    let total = 0;
+    let free = 0;
+    for (const name of this.lilio.backends.names) {
+      const info = await this.lilio.backends
+        .backend(name)!
+        .info()
+        .catch(() => undefined);
+      total += info?.totalBytes ?? 0;
+      free += info?.freeBytes ?? 0;
+    }
+    // Every byte is stored N times: what users can write is the raw space divided by N.
+    const n = this.lilio.config.quorum.n;
+    const blocks = Math.min(0xffffffff, Math.floor(total / n / STATFS_BLOCK));
+    const bfree = Math.min(blocks, Math.floor(free / n / STATFS_BLOCK));
+    const value: StatFs = {
+      bsize: STATFS_BLOCK,
+      frsize: STATFS_BLOCK,
+      blocks,
+      bfree,
+      bavail: bfree,
+      files: 0xffffffff,
+      ffree: 0xffffffff - 1,
+      favail: 0xffffffff - 1,
+      fsid: 0,
+      flag: this.options.readOnly ? 1 : 0,
+      namemax: 255,
+    };
+    this.statfsCache = { value, at: now };
+    return value;
+  }
+
+  // ---- extended attributes (user.* only) ----
+
+  async setxattr(path: string, name: string, value: Buffer): Promise<void> {
+    this.writable();
+    if (!name.startsWith(XATTR_PREFIX))
+      throw new ErrnoError(Errno.ENOTSUP, `only ${XATTR_PREFIX}* attributes are stored`);
+    if (value.byteLength > MAX_XATTR_VALUE) throw new ErrnoError(Errno.E2BIG, 'attribute value too large');
+    await this.updateXattrs(path, (xattrs) => ({ ...xattrs, [name]: value.toString('base64') }));
+  }
+
+  async getxattr(path: string, name: string): Promise<Buffer> {
+    // Only user.* names are ever stored. The kernel asks for security.capability before
+    // every write(2): answering without a lookup keeps that off the write path.
+    if (!name.startsWith(XATTR_PREFIX)) throw new ErrnoError(Errno.ENODATA, `no attribute ${name}`);
+    const xattrs = await this.xattrsOf(path);
+    const value = xattrs?.[name];
+    if (value === undefined) throw new ErrnoError(Errno.ENODATA, `no attribute ${name}`);
+    return Buffer.from(value, 'base64');
+  }
+
+  async listxattr(path: string): Promise<string[]> {
+    return Object.keys((await this.xattrsOf(path)) ?? {});
+  }
+
+  async removexattr(path: string, name: string): Promise<void> {
+    this.writable();
+    await this.updateXattrs(path, (xattrs) => {
+      if (!xattrs || !(name in xattrs)) throw new ErrnoError(Errno.ENODATA, `no attribute ${name}`);
+      const { [name]: _removed, ...rest } = xattrs;
+      return Object.keys(rest).length > 0 ? rest : undefined;
+    });
+  }
+
+  /** Commits every dirty open file (unmount, SIGTERM). Returns the number of failures. */
+  async flushAll(): Promise<number> {
+    let failures = 0;
+    for (const file of this.files.values()) {
+      if (!file.dirty) continue;
+      try {
+        await file.commit();
+      } catch {
+        failures++;
+      }
+    }
+    return failures;
+  }
+
+  // ---- internals ----
+
+  private writable(): void {
+    if (this.options.readOnly) throw new ReadOnlyError('the mount is read-only');
+  }
+
+  private keyPath(path: string, errnoAtTop: number): { bucket: string; key: string } {
+    const where: MountPath = parseMountPath(path);
+    if (where.kind !== 'key') throw new ErrnoError(errnoAtTop, `${path} is not a file inside a bucket`);
+    return where;
+  }
+
+  private handle(fd: number): Handle {
+    const handle = this.handles.get(fd);
+    if (!handle) throw new ErrnoError(Errno.EBADF, `bad file handle ${fd}`);
+    return handle;
+  }
+
+  private addHandle(file: OpenFile | undefined, writable: boolean, append: boolean): number {
+    const fd = this.nextFd++;
+    if (file) file.handles++;
+    this.handles.set(fd, { file, writable, append });
+    return fd;
+  }
+
+  /** The entry at bucket/key: an open file of this mount, a committed object, or a directory. */
+  private async entry(bucket: string, key: string): Promise<Entry | undefined> {
+    const open = this.files.get(fileKey(bucket, key));
+    if (open && !open.unlinked) return { kind: 'open', file: open };
+    const meta = this.lilio.meta;
+    await this.lilio.bucket(bucket);
+    const record = await meta.getObject(bucket, key);
+    if (record) return record.kind === 'symlink' ? { kind: 'symlink', record } : { kind: 'file', record };
+    const marker = await meta.getObject(bucket, `${key}/`);
+    if (marker) return { kind: 'dir', marker };
+    const below = await meta.list(bucket, { prefix: `${key}/`, limit: 1 });
+    if (below.objects.length > 0 || below.prefixes.length > 0) return { kind: 'dir' };
+    return undefined;
+  }
+
+  private statOf(entry: Entry): Stat {
+    if (entry.kind === 'dir') {
+      return this.dirStat(
+        entry.marker?.attrs ?? { ...defaultAttrs(this.started, 'dir'), uid: this.uid, gid: this.gid },
+      );
+    }
+    if (entry.kind === 'open') return this.fileStat(S_IFREG, entry.file.attrs, entry.file.size);
+    return this.fileStat(entry.kind === 'symlink' ? S_IFLNK : S_IFREG, entry.record.attrs, entry.record.size);
+  }
+
+  private dirStat(attrs: ObjectAttrs): Stat {
+    return {
+      mode: S_IFDIR | (attrs.mode & 0o7777),
+      uid: attrs.uid,
+      gid: attrs.gid,
+      size: 4096,
+      nlink: 2,
+      blocks: 8,
+      blksize: 4096,
+      atime: attrs.atimeMs,
+      mtime: attrs.mtimeMs,
+      ctime: attrs.ctimeMs,
+    };
+  }
+
+  private fileStat(type: number, attrs: ObjectAttrs, size: number): Stat {
+    return {
+      mode: type | (attrs.mode & 0o7777),
+      uid: attrs.uid,
+      gid: attrs.gid,
+      size,
+      nlink: 1,
+      blocks: Math.ceil(size / 512),
+      // cp and friends size their buffers by st_blksize: one chunk at a time suits us.
+      blksize: 1024 * 1024,
+      atime: attrs.atimeMs,
+      mtime: attrs.mtimeMs,
+      ctime: attrs.ctimeMs,
+    };
+  }
+
+  private async requireParentDir(bucket: string, key: string): Promise<void> {
+    const slash = key.lastIndexOf('/');
+    if (slash < 0) {
+      await this.lilio.bucket(bucket);
+      return;
+    }
+    const parent = await this.entry(bucket, key.slice(0, slash));
+    if (!parent) throw new NotFoundError(`${bucket}/${key.slice(0, slash)} does not exist`);
+    if (parent.kind !== 'dir') throw new NotDirError(`${bucket}/${key.slice(0, slash)} is not a directory`);
+  }
+
+  private async requireEmptyDir(bucket: string, key: string): Promise<void> {
+    const prefix = `${key}/`;
+    const page = await this.lilio.list(bucket, { prefix, delimiter: '/', limit: 1 });
+    const pending = [...this.files.values()].some((f) => !f.base && f.bucket === bucket && f.key.startsWith(prefix));
+    if (page.objects.length > 0 || page.prefixes.length > 0 || pending) {
+      throw new NotEmptyError(`${bucket}/${key} is not empty`);
+    }
+  }
+
+  /**
+   * A directory that exists only because keys lie below it (no marker) would
+   * vanish with its last entry; POSIX directories do not, so it gets a marker first.
+   */
+  private async keepParent(bucket: string, key: string): Promise<void> {
+    const slash = key.lastIndexOf('/');
+    if (slash < 0) return;
+    const parent = key.slice(0, slash);
+    if (await this.lilio.meta.getObject(bucket, `${parent}/`)) return;
+    await this.writeMarker(
+      bucket,
+      parent,
+      { ...defaultAttrs(this.started, 'dir'), uid: this.uid, gid: this.gid },
+      'any',
+    );
+  }
+
+  private async writeMarker(bucket: string, key: string, attrs: ObjectAttrs, expect: 'absent' | 'any'): Promise<void> {
+    const writer = await this.lilio.writer(bucket, `${key}/`);
+    await writer.commit({ kind: 'dir', attrs, expect });
+  }
+
+  private async setAttrs(path: string, attrs: Partial<ObjectAttrs>): Promise<void> {
+    this.writable();
+    const where = parseMountPath(path);
+    if (where.kind === 'root') throw new ErrnoError(Errno.EPERM, 'the root has fixed attributes');
+    if (where.kind === 'bucket') {
+      await this.lilio.updateBucketAttrs(where.bucket, attrs);
+      return;
+    }
+    const entry = await this.entry(where.bucket, where.key);
+    if (!entry) throw new NotFoundError(`${path} does not exist`);
+    if (entry.kind === 'open') {
+      // With unwritten data pending, the attributes go with the next flush; otherwise they commit now.
+      const clean = !entry.file.dirty;
+      entry.file.setAttrs(attrs);
+      if (clean && entry.file.base) await entry.file.commit();
+      return;
+    }
+    if (entry.kind === 'dir') {
+      const current = entry.marker?.attrs ?? { ...defaultAttrs(this.started, 'dir'), uid: this.uid, gid: this.gid };
+      await this.writeMarker(where.bucket, where.key, { ...current, ...attrs, ctimeMs: Date.now() }, 'any');
+      return;
+    }
+    const { version: _v, ...draft } = entry.record;
+    await this.lilio.commitRecord(
+      { ...draft, attrs: { ...entry.record.attrs, ...attrs, ctimeMs: Date.now() } },
+      { version: entry.record.version },
+    );
+  }
+
+  private async xattrsOf(path: string): Promise<Record<string, string> | undefined> {
+    const where = parseMountPath(path);
+    if (where.kind !== 'key') return undefined;
+    const entry = await this.entry(where.bucket, where.key);
+    if (!entry) throw new NotFoundError(`${path} does not exist`);
+    if (entry.kind === 'open') return entry.file.xattrs;
+    if (entry.kind === 'dir') return entry.marker?.xattrs;
+    return entry.record.xattrs;
+  }
+
+  private async updateXattrs(
+    path: string,
+    update: (current: Record<string, string> | undefined) => Record<string, string> | undefined,
+  ): Promise<void> {
+    const where = this.keyPath(path, Errno.ENOTSUP);
+    const entry = await this.entry(where.bucket, where.key);
+    if (!entry) throw new NotFoundError(`${path} does not exist`);
+    if (entry.kind === 'open') {
+      entry.file.setXattrs(update(entry.file.xattrs));
+      return;
+    }
+    let record = entry.kind === 'dir' ? entry.marker : entry.record;
+    if (!record) {
+      await this.keepMarker(where.bucket, where.key);
+      record = (await this.lilio.meta.getObject(where.bucket, `${where.key}/`))!;
+    }
+    const { version, ...draft } = record;
+    const xattrs = update(record.xattrs);
+    const next = { ...draft, attrs: { ...record.attrs, ctimeMs: Date.now() } };
+    if (xattrs) next.xattrs = xattrs;
+    else delete next.xattrs;
+    await this.lilio.commitRecord(next, { version });
+  }
+
+  private async keepMarker(bucket: string, key: string): Promise<void> {
+    await this.writeMarker(bucket, key, { ...defaultAttrs(this.started, 'dir'), uid: this.uid, gid: this.gid }, 'any');
+  }
+
+  private async renameDir(bucket: string, from: string, to: string, hasMarker: boolean): Promise<void> {
+    const fromPrefix = `${from}/`;
+    const toPrefix = `${to}/`;
+    // Files written below the directory move with it: commit them first.
+    for (const file of this.files.values()) {
+      if (file.bucket === bucket && file.key.startsWith(fromPrefix) && file.dirty) await file.commit();
+    }
+    await this.keepParent(bucket, from);
+    if (!hasMarker) await this.keepMarker(bucket, from);
+    await this.lilio.meta.renamePrefix(bucket, fromPrefix, toPrefix);
+    for (const file of [...this.files.values()]) {
+      if (file.bucket === bucket && file.key.startsWith(fromPrefix)) {
+        this.rekey(file, bucket, toPrefix + file.key.slice(fromPrefix.length));
+      }
+    }
+  }
+
+  private rekey(file: OpenFile, bucket: string, key: string): void {
+    this.files.delete(fileKey(file.bucket, file.key));
+    file.bucket = bucket;
+    file.key = key;
+    if (file.base) file.base = { ...file.base, bucket, key };
+    this.files.set(fileKey(bucket, key), file);
+  }
+
+  /** Files move between buckets by copy: each bucket has its own encryption key. */
+  private async copyAcrossBuckets(fromBucket: string, fromKey: string, toBucket: string, toKey: string): Promise<void> {
+    const record = await this.lilio.headObject(fromBucket, fromKey);
+    const reader = this.lilio.reader(await this.lilio.bucket(fromBucket), record);
+    const writer = await this.lilio.writer(toBucket, toKey);
+    try {
+      for await (const piece of reader.stream()) await writer.write(piece);
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+    await writer.commit({ kind: record.kind, attrs: record.attrs, xattrs: record.xattrs, expect: 'any' });
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return hasCode(err, 'NOT_FOUND');
+}

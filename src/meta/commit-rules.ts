@@ -1,0 +1,64 @@
+import { ConflictError, InvalidError } from '../core/errors.js';
+import type { ChunkRef } from '../core/types.js';
+import type { Expect } from './store.js';
+
+/**
+ * The rules every metadata store applies the same way, so that the memory,
+ * SQLite and etcd stores cannot drift apart on what a commit means.
+ */
+
+export const DEFAULT_PAGE = 1000;
+export const MAX_PAGE = 10_000;
+
+/** Throws ConflictError unless `current` (the key's record, if any) meets `expect`. */
+export function checkExpect(
+  bucket: string,
+  key: string,
+  current: { version: number } | undefined,
+  expect: Expect,
+): void {
+  if (expect === 'any') return;
+  if (expect === 'absent') {
+    if (current) throw new ConflictError(`${bucket}/${key} already exists (version ${current.version})`);
+    return;
+  }
+  if (typeof expect !== 'object' || !Number.isSafeInteger(expect.version)) {
+    throw new InvalidError(`invalid expectation for ${bucket}/${key}: ${JSON.stringify(expect)}`);
+  }
+  if (!current) throw new ConflictError(`${bucket}/${key} expected at version ${expect.version} but it does not exist`);
+  if (current.version !== expect.version) {
+    throw new ConflictError(`${bucket}/${key} expected at version ${expect.version} but is at ${current.version}`);
+  }
+}
+
+/** Chunks of the replaced record that the new one no longer references: they become garbage. */
+export function orphanedChunks(old: readonly ChunkRef[], next: readonly ChunkRef[] = []): ChunkRef[] {
+  if (old.length === 0) return [];
+  if (next.length === 0) return [...old];
+  const kept = new Set(next.map((c) => c.id));
+  return old.filter((c) => !kept.has(c.id));
+}
+
+/** Page size of a listing: default 1,000, at most 10,000 (larger asks are cut, as S3 does). */
+export function pageLimit(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_PAGE;
+  if (!Number.isInteger(limit) || limit < 1) throw new InvalidError(`invalid listing limit ${limit}`);
+  return Math.min(limit, MAX_PAGE);
+}
+
+export function batchLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1) throw new InvalidError(`invalid limit ${limit}`);
+  return limit;
+}
+
+/** renamePrefix works on directories: both prefixes end with '/', and a directory cannot move into itself. */
+export function checkPrefixRename(fromPrefix: string, toPrefix: string): void {
+  for (const prefix of [fromPrefix, toPrefix]) {
+    if (!prefix.endsWith('/') || prefix.length < 2) {
+      throw new InvalidError(`renamePrefix needs directory prefixes ending with '/', got "${prefix}"`);
+    }
+  }
+  if (toPrefix !== fromPrefix && toPrefix.startsWith(fromPrefix)) {
+    throw new InvalidError(`cannot move "${fromPrefix}" into itself ("${toPrefix}")`);
+  }
+}

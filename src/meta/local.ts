@@ -1,0 +1,421 @@
+/**
+ * The embedded metadata store: one SQLite file, DIR/lilio.db, shared by every
+ * Lilio process on the machine (a mount, a server, CLI commands).
+ *
+ * Durability: WAL mode with synchronous=NORMAL by default. A process killed at
+ * any moment (kill -9) never loses a committed transaction, because commit
+ * returns only once the transaction is in the WAL file; a power cut or an OS
+ * crash may lose the last few commits (never tear one), because NORMAL syncs
+ * the WAL at checkpoints rather than on every commit. `synchronous: 'full'`
+ * syncs on every commit and loses nothing, at a fraction of the commit rate.
+ *
+ * Concurrency: every mutation is one BEGIN IMMEDIATE transaction, so writers
+ * queue on SQLite's write lock (up to the busy timeout, 10 s by default)
+ * instead of failing half way through, and compare-and-set is a check inside
+ * that transaction. Readers never wait for writers in WAL mode. Work that can
+ * happen outside the lock (JSON encoding, parsing returned records) does.
+ */
+import type Database from 'better-sqlite3';
+import { ExistsError, NotEmptyError, NotFoundError, UnavailableError } from '../core/errors.js';
+import type { BucketRecord, ChunkRef, GarbageEntry, ObjectDraft, ObjectRecord } from '../core/types.js';
+import { batchLimit, checkExpect, checkPrefixRename, orphanedChunks, pageLimit } from './commit-rules.js';
+import { compareKeys, dirsOf, keySuccessor, levelOf, listStart, parentOf, prefixEnd } from './keyspace.js';
+import { DEFAULT_BUSY_TIMEOUT_MS, openDatabase, type Synchronous, sqliteFailure } from './local-db.js';
+import {
+  type GarbageRow,
+  KEY_CEILING,
+  type ObjectRow,
+  prepareStatements,
+  type Statements,
+  type SummaryRow,
+} from './local-sql.js';
+import type { Expect, ListOptions, ListPage, MetadataStore, ObjectSummary } from './store.js';
+
+export interface LocalMetadataOptions {
+  /** A directory; the database is DIR/lilio.db. Created when missing. */
+  path: string;
+  synchronous?: Synchronous;
+  /** How long a commit waits for another process's transaction; default 10 s. */
+  busyTimeoutMs?: number;
+}
+
+/** Chunk lists up to this many bytes are diffed in JavaScript; longer ones inside SQLite, in one statement. */
+const SMALL_CHUNK_LIST = 16 * 1024;
+const RESCUE_ONE_BY_ONE = 16;
+
+/** iterateObjects reads this many records per query, fewer while records are large. */
+const ITERATE_BATCH = 256;
+const ITERATE_BYTES = 16 * 1024 * 1024;
+
+export class LocalMetadataStore implements MetadataStore {
+  readonly type = 'local';
+  /** The database file, for messages and tools. */
+  readonly file: string;
+  private readonly db: Database.Database;
+  private readonly sql: Statements;
+  private readonly transaction: Database.Transaction<<T>(body: () => T) => T>;
+  /** Commits made through this connection: PRAGMA data_version only counts other connections'. */
+  private commits = 0;
+  private closed = false;
+
+  static open(options: LocalMetadataOptions): LocalMetadataStore {
+    const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    const { db, file } = openDatabase(options.path, options.synchronous ?? 'normal', busyTimeoutMs);
+    try {
+      return new LocalMetadataStore(db, file);
+    } catch (err) {
+      db.close();
+      throw sqliteFailure(file, err);
+    }
+  }
+
+  private constructor(db: Database.Database, file: string) {
+    this.db = db;
+    this.file = file;
+    this.sql = prepareStatements(db);
+    this.transaction = db.transaction(<T>(body: () => T): T => body());
+  }
+
+  async createBucket(bucket: BucketRecord): Promise<void> {
+    this.write(() => {
+      if (this.sql.bucketExists.get(bucket.name)) throw new ExistsError(`bucket ${bucket.name} already exists`);
+      this.sql.insertBucket.run(bucket.name, JSON.stringify(bucket));
+    });
+  }
+
+  async getBucket(name: string): Promise<BucketRecord | undefined> {
+    const text = this.read(() => this.sql.getBucket.get(name));
+    return text === undefined ? undefined : this.parse<BucketRecord>(text, `bucket ${name}`);
+  }
+
+  async listBuckets(): Promise<BucketRecord[]> {
+    const texts = this.read(() => this.sql.listBuckets.all());
+    return texts.map((text) => this.parse<BucketRecord>(text, 'a bucket'));
+  }
+
+  async updateBucket(bucket: BucketRecord): Promise<void> {
+    this.write(() => {
+      const { changes } = this.sql.updateBucket.run(JSON.stringify(bucket), bucket.name);
+      if (changes === 0) throw new NotFoundError(`bucket ${bucket.name} does not exist`);
+    });
+  }
+
+  async deleteBucket(name: string): Promise<void> {
+    this.write(() => {
+      this.requireBucket(name);
+      if (this.sql.anyObject.get(name)) throw new NotEmptyError(`bucket ${name} is not empty`);
+      this.sql.deleteBucket.run(name);
+      this.sql.dropBucketDirs.run(name);
+    });
+  }
+
+  async getObject(bucket: string, key: string): Promise<ObjectRecord | undefined> {
+    const row = this.read(() => this.sql.getObject.get(bucket, key));
+    return row && this.toRecord(bucket, row);
+  }
+
+  async putObject(draft: ObjectDraft, expect: Expect): Promise<ObjectRecord> {
+    // bucket, key and version have columns of their own; a draft carrying a version has it ignored.
+    const { bucket, key, version: _ignored, chunks, inline, ...fields } = draft as ObjectRecord;
+    const summary = JSON.stringify(fields);
+    const chunkList = JSON.stringify(chunks);
+    const version = this.write(() => {
+      this.requireBucket(bucket);
+      const current = this.sql.head.get(SMALL_CHUNK_LIST, bucket, key);
+      checkExpect(bucket, key, current, expect);
+      const version = this.sql.nextVersions.get(1)!;
+      if (current) {
+        this.retire(bucket, key, current.chunks, chunks, chunkList);
+        this.sql.updateObject.run(version, summary, inline ?? null, chunkList, bucket, key);
+      } else {
+        this.sql.insertObject.run(bucket, key, parentOf(key), version, summary, inline ?? null, chunkList);
+        this.addDirs(bucket, key);
+      }
+      this.rescue(chunkList, chunks);
+      return version;
+    });
+    return { ...draft, version } as ObjectRecord;
+  }
+
+  async deleteObject(bucket: string, key: string, expect: Expect = 'any'): Promise<ObjectRecord | undefined> {
+    const removed = this.write(() => {
+      const row = this.sql.getObject.get(bucket, key);
+      checkExpect(bucket, key, row, expect);
+      if (!row) return undefined;
+      this.retire(bucket, key, row.chunks.length <= SMALL_CHUNK_LIST ? row.chunks : null, []);
+      this.sql.removeObject.run(bucket, key);
+      this.pruneDirs(bucket, key);
+      return row;
+    });
+    return removed && this.toRecord(bucket, removed);
+  }
+
+  async renameObject(bucket: string, from: string, to: string, options: { replace: boolean }): Promise<ObjectRecord> {
+    const moved = this.write(() => {
+      this.requireBucket(bucket);
+      const source = this.sql.getObject.get(bucket, from);
+      if (!source) throw new NotFoundError(`${bucket}/${from} does not exist`);
+      if (from === to) return source;
+      const target = this.sql.head.get(SMALL_CHUNK_LIST, bucket, to);
+      if (target && !options.replace) throw new ExistsError(`${bucket}/${to} already exists`);
+      const version = this.sql.nextVersions.get(1)!;
+      if (target) {
+        this.retire(bucket, to, target.chunks, source.chunks);
+        this.sql.removeObject.run(bucket, to);
+      }
+      this.sql.moveObject.run(to, parentOf(to), version, bucket, from);
+      this.addDirs(bucket, to);
+      this.pruneDirs(bucket, from);
+      this.rescue(source.chunks);
+      return { ...source, key: to, version };
+    });
+    return this.toRecord(bucket, moved);
+  }
+
+  async renamePrefix(bucket: string, fromPrefix: string, toPrefix: string): Promise<number> {
+    checkPrefixRename(fromPrefix, toPrefix);
+    return this.write(() => {
+      this.requireBucket(bucket);
+      const fromEnd = prefixEnd(fromPrefix) ?? KEY_CEILING;
+      const toEnd = prefixEnd(toPrefix) ?? KEY_CEILING;
+      const keys = this.sql.rangeKeys.all(bucket, fromPrefix, fromEnd, -1);
+      if (fromPrefix === toPrefix || keys.length === 0) return keys.length;
+      const blocker = this.sql.rangeKeys.get(bucket, keySuccessor(toPrefix), toEnd, 1);
+      if (blocker !== undefined) throw new NotEmptyError(`${bucket}/${toPrefix} is not empty (holds ${blocker})`);
+
+      const marker = this.sql.head.get(SMALL_CHUNK_LIST, bucket, toPrefix);
+      if (marker) {
+        // The target's marker gives way to the moved marker, if there is one.
+        const heir = keys[0] === fromPrefix ? this.sql.getObject.get(bucket, fromPrefix)!.chunks : '[]';
+        this.retire(bucket, toPrefix, marker.chunks, heir);
+        this.sql.removeObject.run(bucket, toPrefix);
+      }
+      let version = this.sql.nextVersions.get(keys.length)! - keys.length;
+      for (const key of keys) {
+        const moved = toPrefix + key.slice(fromPrefix.length);
+        this.sql.moveObject.run(moved, parentOf(moved), ++version, bucket, key);
+      }
+      // Directories strictly inside move as a block: nothing exists strictly inside the target.
+      this.sql.moveDirsUnder.run({ bucket, from: fromPrefix, to: toPrefix, end: fromEnd });
+      this.addDirs(bucket, toPrefix);
+      this.pruneDirs(bucket, fromPrefix);
+      if (this.sql.anyGarbage.get()) this.sql.rescueRange.run(bucket, toPrefix, toEnd);
+      return keys.length;
+    });
+  }
+
+  async list(bucket: string, options: ListOptions = {}): Promise<ListPage> {
+    const prefix = options.prefix ?? '';
+    const limit = pageLimit(options.limit);
+    const start = listStart(prefix, options.startAfter);
+    const end = prefixEnd(prefix) ?? KEY_CEILING;
+    if (options.delimiter !== '/') {
+      const rows = this.read(() => {
+        this.requireBucket(bucket);
+        return this.sql.rangeSummaries.all(bucket, start, end, limit + 1);
+      });
+      const page: ListPage = { objects: [], prefixes: [] };
+      for (let i = 0; i < rows.length && i < limit; i++) {
+        const [key, version, summary] = rows[i]!;
+        page.objects.push(this.toSummary(bucket, key, version, summary));
+      }
+      if (rows.length > limit) page.next = rows[limit - 1]![0];
+      return page;
+    }
+    const level = levelOf(prefix);
+    // One read transaction, so the objects and the directories come from the same snapshot.
+    const [rows, dirs] = this.read(() => {
+      this.requireBucket(bucket);
+      return [
+        this.sql.levelSummaries.all(bucket, level, start, end, limit + 1),
+        this.sql.levelDirs.all(bucket, level, start, end, limit + 1),
+      ] as const;
+    }, true);
+    return this.mergeLevel(bucket, rows, dirs, limit);
+  }
+
+  async *iterateObjects(bucket: string): AsyncIterable<ObjectRecord> {
+    let start = '';
+    let batch = ITERATE_BATCH;
+    for (;;) {
+      const rows = this.read(() => {
+        this.requireBucket(bucket);
+        return this.sql.rangeRecords.all(bucket, start, batch);
+      });
+      let bytes = 0;
+      for (const row of rows) {
+        bytes += row.chunks.length + (row.inline?.length ?? 0);
+        yield this.toRecord(bucket, row);
+      }
+      if (rows.length < batch) return;
+      start = keySuccessor(rows[rows.length - 1]!.key);
+      // Chunk lists of huge objects run to megabytes: hold fewer of them at once.
+      batch = bytes > ITERATE_BYTES ? Math.max(1, batch >> 1) : Math.min(ITERATE_BATCH, batch * 2);
+    }
+  }
+
+  async takeGarbage(queuedBefore: number, limit: number): Promise<GarbageEntry[]> {
+    batchLimit(limit);
+    const rows = this.write(() => this.sql.takeGarbage.all(queuedBefore, limit));
+    return rows.map((row) => this.toGarbage(row)).sort((a, b) => a.queuedAt - b.queuedAt);
+  }
+
+  async queueGarbage(entries: GarbageEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    this.write(() => {
+      for (const { chunk, queuedAt } of entries) this.sql.enqueue.run(chunk.id, JSON.stringify(chunk), queuedAt);
+    });
+  }
+
+  async garbageCount(): Promise<number> {
+    return this.read(() => this.sql.garbageCount.get()!);
+  }
+
+  async peekGarbage(afterChunkId: string | undefined, limit: number): Promise<GarbageEntry[]> {
+    batchLimit(limit);
+    const rows = this.read(() => this.sql.peekGarbage.all(afterChunkId ?? '', limit));
+    return rows.map((row) => this.toGarbage(row));
+  }
+
+  /** Other connections' commits move data_version, ours move `commits`: the sum moves on either. */
+  generation(): number {
+    return this.read(() => this.sql.dataVersion.get()!) + this.commits;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+
+  /** One BEGIN IMMEDIATE transaction: waits for the write lock up front, so it never fails half way on a busy lock. */
+  private write<T>(body: () => T): T {
+    this.ensureOpen();
+    try {
+      const result = this.transaction.immediate(body) as T;
+      this.commits++;
+      return result;
+    } catch (err) {
+      throw sqliteFailure(this.file, err);
+    }
+  }
+
+  private read<T>(body: () => T, snapshot = false): T {
+    this.ensureOpen();
+    try {
+      return snapshot ? (this.transaction.deferred(body) as T) : body();
+    } catch (err) {
+      throw sqliteFailure(this.file, err);
+    }
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new UnavailableError(`metadata database ${this.file} is closed`);
+  }
+
+  private requireBucket(name: string): void {
+    if (!this.sql.bucketExists.get(name)) throw new NotFoundError(`bucket ${name} does not exist`);
+  }
+
+  /**
+   * Queues the chunks of the record at (bucket, key), about to be replaced or
+   * removed, that its successor does not keep. `oldChunks` is its chunk list,
+   * or null when that is too long to bring into JavaScript: SQLite diffs it
+   * then. The successor comes as parsed chunks, or as JSON text parsed only if
+   * needed, and `successorText` is its JSON when the caller has it at hand.
+   */
+  private retire(
+    bucket: string,
+    key: string,
+    oldChunks: string | null,
+    successor: readonly ChunkRef[] | string,
+    successorText = typeof successor === 'string' ? successor : JSON.stringify(successor),
+  ): void {
+    if (oldChunks === '[]') return;
+    const now = Date.now();
+    if (oldChunks === null) {
+      this.sql.retireChunks.run({ bucket, key, successor: successorText, now });
+      return;
+    }
+    const old = this.parse<ChunkRef[]>(oldChunks, `chunks of ${bucket}/${key}`);
+    const kept = typeof successor === 'string' ? this.parse<ChunkRef[]>(successor, 'a chunk list') : successor;
+    for (const chunk of orphanedChunks(old, kept)) this.sql.enqueue.run(chunk.id, JSON.stringify(chunk), now);
+  }
+
+  /** Takes the chunks a commit references off the garbage queue; `chunks` is `chunkList` parsed, if at hand. */
+  private rescue(chunkList: string, chunks?: readonly ChunkRef[]): void {
+    if (chunkList === '[]' || !this.sql.anyGarbage.get()) return;
+    if (chunks && chunks.length <= RESCUE_ONE_BY_ONE) {
+      for (const chunk of chunks) this.sql.rescueChunk.run(chunk.id);
+      return;
+    }
+    this.sql.rescueChunks.run(chunkList);
+  }
+
+  /** Every directory `key` lives in (a marker: itself too) exists after this. */
+  private addDirs(bucket: string, key: string): void {
+    for (const dir of dirsOf(key)) this.sql.addDir.run(bucket, dir, parentOf(dir));
+  }
+
+  /**
+   * After `key` left: drops the directories it lived in that hold no key any
+   * more, deepest first. A directory that still holds a key keeps every
+   * directory above it alive too, so the walk stops there: usually one probe.
+   */
+  private pruneDirs(bucket: string, key: string): void {
+    const dirs = dirsOf(key);
+    for (let i = dirs.length - 1; i >= 0; i--) {
+      const dir = dirs[i]!;
+      if (this.sql.rangeKeys.get(bucket, dir, prefixEnd(dir) ?? KEY_CEILING, 1) !== undefined) return;
+      this.sql.dropDir.run(bucket, dir);
+    }
+  }
+
+  /** Objects and directories of one level, merged in key order into one page. */
+  private mergeLevel(bucket: string, rows: SummaryRow[], dirs: string[], limit: number): ListPage {
+    const page: ListPage = { objects: [], prefixes: [] };
+    let i = 0;
+    let j = 0;
+    let last = '';
+    for (let n = 0; n < limit && (i < rows.length || j < dirs.length); n++) {
+      if (i >= rows.length || (j < dirs.length && compareKeys(dirs[j]!, rows[i]![0]) < 0)) {
+        last = dirs[j++]!;
+        page.prefixes.push(last);
+      } else {
+        const [key, version, summary] = rows[i++]!;
+        last = key;
+        page.objects.push(this.toSummary(bucket, key, version, summary));
+      }
+    }
+    if (i < rows.length || j < dirs.length) page.next = last;
+    return page;
+  }
+
+  private toSummary(bucket: string, key: string, version: number, text: string): ObjectSummary {
+    // Filled in place rather than spread into a new object: listings do this for every entry.
+    const summary = this.parse<ObjectSummary>(text, `${bucket}/${key}`);
+    summary.bucket = bucket;
+    summary.key = key;
+    summary.version = version;
+    return summary;
+  }
+
+  private toRecord(bucket: string, row: ObjectRow): ObjectRecord {
+    const record = this.toSummary(bucket, row.key, row.version, row.summary) as ObjectRecord;
+    record.chunks = this.parse<ChunkRef[]>(row.chunks, `chunks of ${bucket}/${row.key}`);
+    if (row.inline !== null) record.inline = row.inline;
+    return record;
+  }
+
+  private toGarbage(row: GarbageRow): GarbageEntry {
+    return { chunk: this.parse<ChunkRef>(row.chunk, 'a garbage entry'), queuedAt: row.queued_at };
+  }
+
+  private parse<T>(text: string, what: string): T {
+    try {
+      return JSON.parse(text) as T;
+    } catch (err) {
+      throw sqliteFailure(this.file, new SyntaxError(`${what}: ${(err as Error).message}`));
+    }
+  }
+}

@@ -1,0 +1,198 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { LocalBackend } from '../../src/backends/local.js';
+import { backendContract, chunkId } from '../contracts/backend.js';
+
+async function tempDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'lilio-local-'));
+}
+
+/** Every file under dir, relative, recursively. */
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(dir.length + 1));
+}
+
+async function collect(iterable: AsyncIterable<string>): Promise<string[]> {
+  const out: string[] = [];
+  for await (const id of iterable) out.push(id);
+  return out;
+}
+
+for (const fsync of [false, true]) {
+  t.test(`local backend contract (fsync: ${fsync})`, async (t) => {
+    backendContract(t, async () => {
+      const dir = await tempDir();
+      return {
+        backend: new LocalBackend({ name: 'disk', path: join(dir, 'chunks'), fsync }),
+        cleanup: () => rm(dir, { recursive: true, force: true }),
+      };
+    });
+  });
+}
+
+t.test('local-only behaviour', async (t) => {
+  let dir = '';
+  t.beforeEach(async () => {
+    dir = await tempDir();
+  });
+  t.afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  t.test('chunks fan out as ab/cd/abcd... and leave no temp files', async (t) => {
+    const backend = new LocalBackend({ name: 'disk', path: dir });
+    t.equal(backend.type, 'local');
+    const ids = Array.from({ length: 30 }, chunkId);
+    await Promise.all(ids.map((id) => backend.put(id, randomBytes(1000))));
+    const files = await filesUnder(dir);
+    t.same(files.sort(), ids.map((id) => `${id.slice(0, 2)}/${id.slice(2, 4)}/${id}`).sort());
+    t.notOk(
+      files.some((f) => f.endsWith('.tmp')),
+      'no temp files',
+    );
+    await backend.health();
+    t.equal((await filesUnder(dir)).length, 30, 'the health probe cleaned up');
+  });
+
+  t.test('a missing path is created; a file in its place is a clear error', async (t) => {
+    const nested = join(dir, 'a', 'b', 'c');
+    const backend = new LocalBackend({ name: 'disk', path: nested });
+    const id = chunkId();
+    await backend.put(id, Buffer.from('x'));
+    t.equal((await backend.get(id)).toString(), 'x');
+
+    const file = join(dir, 'not-a-dir');
+    await writeFile(file, 'hello');
+    const broken = new LocalBackend({ name: 'broken', path: file });
+    await t.rejects(broken.put(chunkId(), Buffer.from('x')), {
+      code: 'CONFIG',
+      message: /exists but is not a directory/,
+    });
+    await t.rejects(broken.get(chunkId()), { code: 'CONFIG' });
+    const health = await broken.health();
+    t.equal(health.ok, false);
+    t.match(health.error, /not a directory/);
+    const under = new LocalBackend({ name: 'under', path: join(file, 'sub') });
+    await t.rejects(under.put(chunkId(), Buffer.from('x')), { code: 'CONFIG' });
+  });
+
+  t.test('ids with ../ never touch anything outside the directory', async (t) => {
+    const inside = join(dir, 'inside');
+    const backend = new LocalBackend({ name: 'disk', path: inside });
+    const escapes = ['../escaped', '../../escaped', `../${'a'.repeat(29)}`, 'ab/../../escaped', '/tmp/escaped'];
+    for (const id of escapes) {
+      await t.rejects(backend.put(id, Buffer.from('x')), { code: 'INVALID' }, id);
+      await t.rejects(backend.delete(id), { code: 'INVALID' }, id);
+    }
+    t.same(await readdir(dir), [], 'nothing was created, not even the backend directory');
+  });
+
+  t.test('list skips temp files, strays and misplaced names', async (t) => {
+    const backend = new LocalBackend({ name: 'disk', path: dir });
+    const id = chunkId();
+    await backend.put(id, Buffer.from('real'));
+    const sub = join(dir, id.slice(0, 2), id.slice(2, 4));
+    await writeFile(join(sub, `.${id}.abcdef.tmp`), 'partial');
+    await writeFile(join(sub, 'README'), 'stray');
+    await writeFile(join(sub, 'ffffffffffffffffffffffffffffffff'), 'wrong directory for this id');
+    await writeFile(join(dir, 'notes.txt'), 'stray');
+    await mkdir(join(dir, 'zz', 'yy'), { recursive: true });
+    t.same(await collect(backend.list()), [id]);
+  });
+
+  t.test('a failed write leaves no partial chunk and no temp file', async (t) => {
+    const backend = new LocalBackend({ name: 'disk', path: dir });
+    const id = chunkId();
+    // A directory squatting on the chunk's name makes the final rename fail after the data was written.
+    await mkdir(join(dir, id.slice(0, 2), id.slice(2, 4), id), { recursive: true });
+    await t.rejects(backend.put(id, randomBytes(100_000)), { code: 'UNAVAILABLE' });
+    t.same(await filesUnder(dir), [], 'no temp file left behind');
+  });
+
+  t.test('a concurrent reader sees all of a chunk or none of it', async (t) => {
+    const backend = new LocalBackend({ name: 'disk', path: dir });
+    const id = chunkId();
+    const first = Buffer.alloc(8 * 1024 * 1024, 1);
+    const second = Buffer.alloc(16 * 1024 * 1024, 2);
+    let observations = 0;
+    let torn = 0;
+    let writing = true;
+    const reader = (async () => {
+      while (writing) {
+        try {
+          const got = await backend.get(id);
+          observations++;
+          if (!got.equals(first) && !got.equals(second)) torn++;
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'NOT_FOUND') throw err;
+        }
+      }
+    })();
+    await backend.put(id, first);
+    await backend.put(id, second);
+    await backend.put(id, first);
+    writing = false;
+    await reader;
+    t.equal(torn, 0, `no torn reads in ${observations} observations`);
+  });
+
+  t.test('a fan-out directory removed behind our back is recreated', async (t) => {
+    const backend = new LocalBackend({ name: 'disk', path: dir });
+    const a = `abcd${'0'.repeat(28)}`;
+    const b = `abcd${'1'.repeat(28)}`;
+    await backend.put(a, Buffer.from('a'));
+    await rm(join(dir, 'ab'), { recursive: true });
+    await backend.put(b, Buffer.from('b'));
+    t.equal((await backend.get(b)).toString(), 'b');
+  });
+
+  t.test('info reports the filesystem capacity', async (t) => {
+    const backend = new LocalBackend({ name: 'disk', path: dir });
+    const info = await backend.info();
+    t.equal(info.location, dir);
+    t.ok(info.totalBytes! > 0);
+    t.ok(info.freeBytes! >= 0 && info.freeBytes! <= info.totalBytes!);
+  });
+});
+
+/** A 1 MiB tmpfs to fill up, or why there is none (mounting needs root and mount permission). */
+async function mountTinyTmpfs(): Promise<{ dir: string; skip: string | false }> {
+  const dir = await tempDir();
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { stdio: 'pipe' });
+    return { dir, skip: false };
+  } catch (err) {
+    const reason = (err as { stderr?: Buffer }).stderr?.toString().trim() || String(err);
+    return { dir, skip: `cannot mount a 1 MiB tmpfs to fill up: ${reason}` };
+  }
+}
+
+const tiny = await mountTinyTmpfs();
+// On the root test, so the unmount happens however the subtest ends.
+t.teardown(async () => {
+  if (!tiny.skip) execFileSync('umount', [tiny.dir]);
+  await rm(tiny.dir, { recursive: true, force: true });
+});
+
+t.test('a full disk maps to NO_SPACE and leaves nothing behind', { skip: tiny.skip }, async (t) => {
+  const dir = tiny.dir;
+  const backend = new LocalBackend({ name: 'tiny', path: dir });
+  const small = chunkId();
+  await backend.put(small, randomBytes(100_000));
+  const big = chunkId();
+  await t.rejects(backend.put(big, randomBytes(2 * 1024 * 1024)), { code: 'NO_SPACE', message: /no space left/ });
+  t.equal(await backend.stat(big), undefined, 'no partial chunk');
+  t.same(await collect(backend.list()), [small]);
+  t.notOk(
+    (await filesUnder(dir)).some((f) => f.endsWith('.tmp')),
+    'the temp file was removed',
+  );
+  t.equal((await backend.get(small)).length, 100_000, 'earlier chunks are intact');
+  await backend.put(chunkId(), randomBytes(100_000));
+  t.pass('space freed by the failed write is usable again');
+});

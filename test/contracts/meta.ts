@@ -1,0 +1,338 @@
+import type { Test } from 'tap';
+import type { GarbageEntry, ObjectDraft, ObjectRecord } from '../../src/core/types.js';
+import type { MetadataStore } from '../../src/meta/store.js';
+import { bucketRecord, byteOrder, chunkRef, FUTURE, objectDraft } from './meta-fixtures.js';
+import { listingContract } from './meta-listing.js';
+
+/**
+ * The contract every MetadataStore must pass (memory, local SQLite, etcd),
+ * written once against the interface only. Each subtest gets a fresh store
+ * from the factory; the suite closes it and then calls cleanup. Listing and
+ * renames live in meta-listing.ts; this file runs both.
+ */
+
+export interface MetaFixture {
+  store: MetadataStore;
+  /** Called after the suite has closed the store: remove files, stop servers. */
+  cleanup(): Promise<void>;
+}
+
+export type MetaFactory = () => Promise<MetaFixture>;
+
+/** A fresh store holding the given buckets, closed and cleaned up when the subtest ends. */
+export type FreshStore = (t: Test, buckets?: string[]) => Promise<MetadataStore>;
+
+export function metaContract(t: Test, factory: MetaFactory): void {
+  const fresh: FreshStore = async (t, buckets = ['photos']) => {
+    const { store, cleanup } = await factory();
+    t.teardown(async () => {
+      await store.close();
+      await cleanup();
+    });
+    for (const name of buckets) await store.createBucket(bucketRecord(name));
+    return store;
+  };
+  const put = (store: MetadataStore, key: string, fields: Partial<ObjectDraft> = {}) =>
+    store.putObject(objectDraft('photos', key, fields), 'any');
+
+  t.test('buckets: create, get, list, update, delete', async (t) => {
+    const store = await fresh(t, []);
+    t.same(await store.listBuckets(), []);
+    t.equal(await store.getBucket('photos'), undefined);
+    const photos = bucketRecord('photos');
+    const { wrappedKey: _none, ...plain } = { ...bucketRecord('docs'), encrypted: false };
+    await store.createBucket(photos);
+    await store.createBucket(plain);
+    await store.createBucket(bucketRecord('archive.2024'));
+    t.strictSame(await store.getBucket('photos'), photos);
+    t.strictSame(await store.getBucket('docs'), plain);
+    t.same(
+      (await store.listBuckets()).map((b) => b.name),
+      ['archive.2024', 'docs', 'photos'],
+    );
+    await t.rejects(store.createBucket(bucketRecord('photos')), { code: 'EXISTS' });
+    t.strictSame(await store.getBucket('photos'), photos, 'a failed create leaves the bucket alone');
+
+    const updated = { ...photos, chunkSize: 4 << 20, attrs: { ...photos.attrs, mode: 0o700 } };
+    await store.updateBucket(updated);
+    t.strictSame(await store.getBucket('photos'), updated);
+    await t.rejects(store.updateBucket(bucketRecord('missing')), { code: 'NOT_FOUND' });
+    t.equal(await store.getBucket('missing'), undefined, 'update does not create');
+
+    await store.deleteBucket('docs');
+    t.equal(await store.getBucket('docs'), undefined);
+    await t.rejects(store.deleteBucket('docs'), { code: 'NOT_FOUND' });
+    t.same(
+      (await store.listBuckets()).map((b) => b.name),
+      ['archive.2024', 'photos'],
+    );
+  });
+
+  t.test('buckets: delete refuses while any object exists, markers included', async (t) => {
+    const store = await fresh(t, ['photos', 'docs']);
+    await put(store, 'deep/down/file');
+    await store.putObject(objectDraft('docs', 'empty/'), 'absent');
+    await t.rejects(store.deleteBucket('photos'), { code: 'NOT_EMPTY' });
+    await t.rejects(store.deleteBucket('docs'), { code: 'NOT_EMPTY' });
+    t.ok(await store.getBucket('photos'));
+    await store.deleteObject('photos', 'deep/down/file');
+    await store.deleteObject('docs', 'empty/');
+    await store.deleteBucket('photos');
+    await store.deleteBucket('docs');
+    t.same(await store.listBuckets(), []);
+  });
+
+  t.test('objects in a missing bucket', async (t) => {
+    const store = await fresh(t);
+    await t.rejects(store.putObject(objectDraft('missing', 'a'), 'any'), { code: 'NOT_FOUND' });
+    await t.rejects(store.list('missing'), { code: 'NOT_FOUND' });
+    await t.rejects(store.list('missing', { delimiter: '/' }), { code: 'NOT_FOUND' });
+    await t.rejects(store.renameObject('missing', 'a', 'b', { replace: true }), { code: 'NOT_FOUND' });
+    await t.rejects(store.renamePrefix('missing', 'a/', 'b/'), { code: 'NOT_FOUND' });
+    await t.rejects(
+      (async () => {
+        for await (const _ of store.iterateObjects('missing')) {
+          /* drain */
+        }
+      })(),
+      { code: 'NOT_FOUND' },
+    );
+    t.equal(await store.getObject('missing', 'a'), undefined);
+    t.equal(await store.deleteObject('missing', 'a'), undefined);
+  });
+
+  t.test('getObject returns exactly what was committed', async (t) => {
+    const store = await fresh(t);
+    const drafts = [
+      objectDraft('photos', 'big.iso', { chunks: [chunkRef(1 << 20), chunkRef(1 << 20), chunkRef(17)] }),
+      objectDraft('photos', 'small.txt', {
+        chunks: [],
+        size: 5,
+        inline: Buffer.from('hello').toString('base64'),
+        contentType: 'text/plain',
+        xattrs: { 'user.origin': Buffer.from('camera').toString('base64'), 'user.empty': '' },
+      }),
+      objectDraft('photos', 'empty', { chunks: [], size: 0, inline: '' }),
+      objectDraft('photos', 'link', { kind: 'symlink', chunks: [], inline: Buffer.from('big.iso').toString('base64') }),
+      objectDraft('photos', 'dir/'),
+      objectDraft('photos', 'ünï/cödé/😀 file', {
+        attrs: { mode: 0o600, uid: 0, gid: 0, mtimeMs: 1, atimeMs: 2, ctimeMs: 3 },
+      }),
+    ];
+    for (const draft of drafts) {
+      const stored = await store.putObject(draft, 'absent');
+      t.ok(Number.isSafeInteger(stored.version) && stored.version > 0, `${draft.key}: a version is assigned`);
+      t.strictSame(stored, { ...draft, version: stored.version }, `${draft.key}: returned as committed`);
+      t.strictSame(await store.getObject('photos', draft.key), stored, `${draft.key}: read back as committed`);
+    }
+    t.equal(await store.getObject('photos', 'nothing'), undefined);
+    t.equal(await store.getObject('photos', 'dir'), undefined, 'a marker is its own key');
+
+    const held = (await store.getObject('photos', 'big.iso'))!;
+    held.chunks.pop();
+    held.attrs.mode = 0;
+    drafts[0]!.chunks.pop();
+    t.equal((await store.getObject('photos', 'big.iso'))!.chunks.length, 3, 'callers cannot mutate stored records');
+  });
+
+  t.test('compare-and-set', async (t) => {
+    const store = await fresh(t);
+    const v1 = await store.putObject(objectDraft('photos', 'k'), 'absent');
+    await t.rejects(store.putObject(objectDraft('photos', 'k'), 'absent'), { code: 'CONFLICT' });
+    t.strictSame(await store.getObject('photos', 'k'), v1, "a failed 'absent' changes nothing");
+
+    const v2 = await store.putObject(objectDraft('photos', 'k'), { version: v1.version });
+    t.ok(v2.version > v1.version, 'a commit raises the version');
+    await t.rejects(store.putObject(objectDraft('photos', 'k'), { version: v1.version }), { code: 'CONFLICT' });
+    t.strictSame(await store.getObject('photos', 'k'), v2, 'a stale version changes nothing');
+    await t.rejects(store.putObject(objectDraft('photos', 'nope'), { version: v2.version }), { code: 'CONFLICT' });
+    t.equal(await store.getObject('photos', 'nope'), undefined, 'a version expectation does not create');
+
+    const v3 = await store.putObject(objectDraft('photos', 'k'), 'any');
+    t.ok(v3.version > v2.version);
+    const fresh1 = await store.putObject(objectDraft('photos', 'fresh'), 'any');
+    t.ok(fresh1.version > 0, "'any' creates");
+
+    await t.rejects(store.deleteObject('photos', 'k', { version: v2.version }), { code: 'CONFLICT' });
+    await t.rejects(store.deleteObject('photos', 'k', 'absent'), { code: 'CONFLICT' });
+    t.strictSame(await store.getObject('photos', 'k'), v3, 'failed deletes change nothing');
+    await t.rejects(store.deleteObject('photos', 'none', { version: 1 }), { code: 'CONFLICT' });
+    t.equal(await store.deleteObject('photos', 'none'), undefined);
+    t.equal(await store.deleteObject('photos', 'none', 'absent'), undefined);
+    t.strictSame(
+      await store.deleteObject('photos', 'k', { version: v3.version }),
+      v3,
+      'delete returns the removed record',
+    );
+    t.equal(await store.getObject('photos', 'k'), undefined);
+
+    const again = await store.putObject(objectDraft('photos', 'k'), 'absent');
+    t.ok(again.version > v3.version, 'a re-created key never reuses a version');
+    await t.rejects(store.putObject(objectDraft('photos', 'k'), { version: v3.version }), { code: 'CONFLICT' });
+    await t.rejects(store.putObject(objectDraft('photos', 'k'), { version: v1.version }), { code: 'CONFLICT' });
+  });
+
+  t.test('concurrent compare-and-set increments lose nothing', async (t) => {
+    const store = await fresh(t);
+    await store.putObject(objectDraft('photos', 'counter', { chunks: [], size: 0 }), 'absent');
+    let conflicts = 0;
+    const increment = async () => {
+      for (;;) {
+        const current = (await store.getObject('photos', 'counter'))!;
+        try {
+          const next = objectDraft('photos', 'counter', { chunks: [], size: current.size + 1 });
+          return await store.putObject(next, { version: current.version });
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'CONFLICT') throw err;
+          conflicts++;
+        }
+      }
+    };
+    const results = await Promise.all(Array.from({ length: 25 }, increment));
+    t.equal((await store.getObject('photos', 'counter'))!.size, 25);
+    t.equal(new Set(results.map((r) => r.version)).size, 25, 'every successful commit has its own version');
+    t.comment(`${conflicts} conflicts retried`);
+  });
+
+  t.test('garbage: replaced and deleted chunks are queued in the commit, shared ones are not', async (t) => {
+    const store = await fresh(t);
+    const [a, b, c, d] = [chunkRef(), chunkRef(), chunkRef(), chunkRef()];
+    const t0 = Date.now();
+    const v1 = await put(store, 'file', { chunks: [a!, b!] });
+    await put(store, 'file', { chunks: [b!, c!] });
+    t.equal(await store.garbageCount(), 1);
+    const [entry] = await store.takeGarbage(FUTURE(), 10);
+    t.strictSame(entry?.chunk, a, 'only the chunk the new version dropped');
+    t.ok(entry!.queuedAt >= t0 && entry!.queuedAt <= Date.now(), 'queued at commit time');
+    t.equal(await store.garbageCount(), 0, 'takeGarbage removes what it returns');
+
+    await t.rejects(store.putObject(objectDraft('photos', 'file', { chunks: [d!] }), { version: v1.version }), {
+      code: 'CONFLICT',
+    });
+    t.equal(await store.garbageCount(), 0, 'a failed commit queues nothing');
+    await put(store, 'fresh', { chunks: [d!] });
+    t.equal(await store.garbageCount(), 0, 'creating queues nothing');
+
+    await store.deleteObject('photos', 'file');
+    t.same(
+      (await store.takeGarbage(FUTURE(), 10)).map((g) => g.chunk.id).sort(),
+      [b!.id, c!.id].sort(),
+      'delete queues every chunk',
+    );
+    await put(store, 'inline', { chunks: [], inline: 'aGk=' });
+    await store.deleteObject('photos', 'inline');
+    t.equal(await store.garbageCount(), 0, 'inline records leave no garbage');
+  });
+
+  t.test('garbage: rescue, queueGarbage, takeGarbage order and limits', async (t) => {
+    const store = await fresh(t);
+    const [x, y] = [chunkRef(), chunkRef()];
+    await store.queueGarbage([
+      { chunk: x!, queuedAt: 1000 },
+      { chunk: y!, queuedAt: 1000 },
+    ]);
+    t.equal(await store.garbageCount(), 2);
+    await put(store, 'adopts', { chunks: [x!] });
+    t.equal(await store.garbageCount(), 1, 'a commit takes back a chunk it references');
+    t.same(
+      (await store.takeGarbage(FUTURE(), 10)).map((g) => g.chunk.id),
+      [y!.id],
+    );
+
+    const entries: GarbageEntry[] = [500, 100, 400, 200, 300].map((queuedAt) => ({ chunk: chunkRef(), queuedAt }));
+    await store.queueGarbage(entries);
+    await store.queueGarbage([entries[0]!]);
+    t.equal(await store.garbageCount(), 5, 'queuing a chunk twice keeps one entry');
+    t.same(await store.takeGarbage(100, 10), [], 'queuedBefore is exclusive');
+    const first = await store.takeGarbage(450, 2);
+    t.same(
+      first.map((g) => g.queuedAt),
+      [100, 200],
+      'oldest first, at most limit',
+    );
+    t.strictSame(first[0]!.chunk, entries[1]!.chunk);
+    t.same(
+      (await store.takeGarbage(450, 10)).map((g) => g.queuedAt),
+      [300, 400],
+    );
+    t.equal(await store.garbageCount(), 1);
+    t.same(
+      (await store.takeGarbage(FUTURE(), 10)).map((g) => g.queuedAt),
+      [500],
+    );
+    t.same(await store.takeGarbage(FUTURE(), 10), []);
+  });
+
+  t.test('peekGarbage shows the queue without taking it', async (t) => {
+    const store = await fresh(t);
+    if (!store.peekGarbage) {
+      t.pass('optional, and this store has none');
+      return;
+    }
+    const entries = Array.from({ length: 5 }, (_, i) => ({ chunk: chunkRef(), queuedAt: 1000 + i }));
+    await store.queueGarbage(entries);
+    const sorted = [...entries].sort((a, b) => byteOrder(a.chunk.id, b.chunk.id));
+    const first = await store.peekGarbage(undefined, 3);
+    t.strictSame(first, sorted.slice(0, 3));
+    t.strictSame(await store.peekGarbage(first[2]!.chunk.id, 3), sorted.slice(3));
+    t.equal(await store.garbageCount(), 5);
+  });
+
+  t.test('iterateObjects yields full records in key order', async (t) => {
+    const store = await fresh(t, ['photos', 'docs']);
+    const expected: ObjectRecord[] = [];
+    for (let i = 0; i < 300; i++) {
+      const key = `${i % 3 === 0 ? 'dir/' : ''}k${String(i).padStart(3, '0')}${i % 7 === 0 ? 'é' : ''}`;
+      const fields: Partial<ObjectDraft> = { chunks: [chunkRef(), chunkRef()] };
+      if (i % 5 === 0) fields.inline = 'eA==';
+      expected.push(await put(store, key, fields));
+    }
+    expected.push(await put(store, 'dir/'));
+    await store.putObject(objectDraft('docs', 'not-here'), 'any');
+    expected.sort((a, b) => byteOrder(a.key, b.key));
+    const seen: ObjectRecord[] = [];
+    for await (const record of store.iterateObjects('photos')) seen.push(record);
+    t.equal(seen.length, expected.length);
+    t.same(
+      seen.map((r) => r.key),
+      expected.map((r) => r.key),
+      'key order',
+    );
+    t.strictSame(seen, expected, 'chunks and all');
+    const empty: ObjectRecord[] = [];
+    await store.createBucket(bucketRecord('void'));
+    for await (const record of store.iterateObjects('void')) empty.push(record);
+    t.same(empty, []);
+  });
+
+  t.test('generation changes with every commit', async (t) => {
+    const store = await fresh(t, []);
+    const seen = new Set<number>([store.generation()]);
+    const changed = async (what: string, commit: () => Promise<unknown>) => {
+      await commit();
+      const generation = store.generation();
+      t.notOk(seen.has(generation), `${what} changes the generation`);
+      seen.add(generation);
+    };
+    await changed('createBucket', () => store.createBucket(bucketRecord('photos')));
+    await changed('updateBucket', () => store.updateBucket(bucketRecord('photos')));
+    await changed('putObject', () => put(store, 'a'));
+    await changed('putObject again', () => put(store, 'a'));
+    await changed('renameObject', () => store.renameObject('photos', 'a', 'd/b', { replace: false }));
+    await changed('renamePrefix', () => store.renamePrefix('photos', 'd/', 'e/'));
+    await changed('deleteObject', () => store.deleteObject('photos', 'e/b'));
+    await changed('deleteBucket', () => store.deleteBucket('photos'));
+  });
+
+  t.test('a closed store refuses work', async (t) => {
+    const { store, cleanup } = await factory();
+    t.teardown(cleanup);
+    await store.createBucket(bucketRecord('photos'));
+    await store.close();
+    await store.close();
+    await t.rejects(store.getObject('photos', 'a'), { code: 'UNAVAILABLE' });
+    await t.rejects(store.putObject(objectDraft('photos', 'a'), 'any'), { code: 'UNAVAILABLE' });
+  });
+
+  listingContract(t, fresh);
+}
