@@ -143,5 +143,5 @@ try {
 }
 
 const width = Math.max(...rows.map(([what]) => what.length));
-console.log(`local metadata store (SQLite ${quick ? ', --quick' : ''})`);
+console.log(`local metadata store (SQLite, WAL)${quick ? ' --quick' : ''}`);
 for (const [what, value] of rows) console.log(`  ${what.padEnd(width)}  ${value.padStart(16)}`);
