@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { newChunkId } from '../core/chunk-id.js';
-import { decryptChunk, encryptChunk, sha256Hex } from '../core/crypto.js';
+import { decryptChunkAsync, encryptChunkAsync, sha256HexAsync } from '../core/crypto.js';
 import { IntegrityError } from '../core/errors.js';
 import type { HashRing } from '../core/ring.js';
 import { Semaphore } from '../core/semaphore.js';
@@ -73,8 +73,10 @@ export class ChunkStore {
     this.setInFlight(+1);
     const id = newChunkId();
     let stored: Buffer;
+    let checksum: string;
     try {
-      stored = ctx.dataKey ? encryptChunk(ctx.dataKey, id, plaintext) : plaintext;
+      stored = ctx.dataKey ? await encryptChunkAsync(ctx.dataKey, id, plaintext) : plaintext;
+      checksum = await sha256HexAsync(stored);
     } catch (err) {
       this.inFlight.release();
       this.setInFlight(-1);
@@ -84,7 +86,7 @@ export class ChunkStore {
       id,
       size: plaintext.byteLength,
       storedSize: stored.byteLength,
-      checksum: sha256Hex(stored),
+      checksum,
       replicas: this.ring.place(id, this.options.n),
     };
     const write = writeReplicas(this.backends, this.collector, chunk, stored, this.options.w, (c, backend, reason) =>
@@ -101,8 +103,13 @@ export class ChunkStore {
     return { ref: write.quorum.then(() => chunk), settled };
   }
 
-  /** The plaintext of a chunk. Concurrent reads of one chunk share one fetch. */
-  read(ctx: BucketContext, chunk: ChunkRef): Promise<Buffer> {
+  /**
+   * The plaintext of a chunk. Concurrent reads of one chunk share one fetch.
+   * `keep: false` (sequential streams) serves from the cache but does not fill
+   * it: a scan of a large file would only push out what random readers reuse,
+   * and the kernel page cache already holds what a scan read.
+   */
+  read(ctx: BucketContext, chunk: ChunkRef, keep = true): Promise<Buffer> {
     const cached = this.cache?.get(chunk.id);
     if (cached) {
       this.collector.recordCacheLookup(true);
@@ -111,7 +118,7 @@ export class ChunkStore {
     this.collector.recordCacheLookup(false);
     let pending = this.fetching.get(chunk.id);
     if (!pending) {
-      pending = this.fetch(ctx, chunk).finally(() => this.fetching.delete(chunk.id));
+      pending = this.fetch(ctx, chunk, keep).finally(() => this.fetching.delete(chunk.id));
       this.fetching.set(chunk.id, pending);
     }
     return pending;
@@ -153,7 +160,7 @@ export class ChunkStore {
     return this.cache?.calculatedSize ?? 0;
   }
 
-  private async fetch(ctx: BucketContext, chunk: ChunkRef): Promise<Buffer> {
+  private async fetch(ctx: BucketContext, chunk: ChunkRef, keep: boolean): Promise<Buffer> {
     const repairs: Array<{ backend: string; reason: string }> = [];
     const stored = await readVerified(
       this.backends,
@@ -164,11 +171,11 @@ export class ChunkStore {
     );
     // Read repair: we hold verified bytes, so the damaged replicas are rewritten from them.
     for (const { backend, reason } of repairs) this.repairs.add(chunk, backend, reason, stored);
-    const plaintext = ctx.dataKey ? decryptChunk(ctx.dataKey, chunk.id, stored) : stored;
+    const plaintext = ctx.dataKey ? await decryptChunkAsync(ctx.dataKey, chunk.id, stored) : stored;
     if (plaintext.byteLength !== chunk.size) {
       throw new IntegrityError(`chunk ${chunk.id} decoded to ${plaintext.byteLength} bytes, expected ${chunk.size}`);
     }
-    if (this.cache) {
+    if (this.cache && keep) {
       this.cache.set(chunk.id, plaintext);
       this.collector.setCacheBytes(this.cache.calculatedSize);
     }

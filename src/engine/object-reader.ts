@@ -14,6 +14,8 @@ const READ_AHEAD_CHUNKS = 4;
 export class ObjectReader {
   private inlineBytes: Buffer | undefined;
   private lastEnd = -1;
+  /** Chunks fetched ahead of a sequential reader, by index; they bypass the shared cache. */
+  private readonly ahead = new Map<number, Promise<Buffer>>();
 
   constructor(
     private readonly chunks: ChunkStore,
@@ -41,15 +43,23 @@ export class ObjectReader {
     const first = Math.floor(position / chunkSize);
     const last = Math.floor((end - 1) / chunkSize);
     if (sequential) {
+      for (const index of this.ahead.keys()) if (index < first) this.ahead.delete(index);
       for (let i = last + 1; i <= Math.min(last + READ_AHEAD_CHUNKS, chunks.length - 1); i++) {
-        this.chunks.prefetch(this.ctx, chunks[i]!);
+        if (this.ahead.has(i)) continue;
+        const pending = this.chunks.read(this.ctx, chunks[i]!, false);
+        // A failed read-ahead is retried (and reported) by the read that needs the chunk.
+        pending.catch(() => this.ahead.delete(i));
+        this.ahead.set(i, pending);
       }
+    } else {
+      this.ahead.clear();
     }
+    const chunkAt = (i: number) => this.ahead.get(i) ?? this.chunks.read(this.ctx, chunks[i]!, !sequential);
     if (first === last) {
-      const data = await this.chunks.read(this.ctx, chunks[first]!);
+      const data = await chunkAt(first);
       return data.copy(target, 0, position - first * chunkSize, end - first * chunkSize);
     }
-    const parts = await Promise.all(chunks.slice(first, last + 1).map((c) => this.chunks.read(this.ctx, c)));
+    const parts = await Promise.all(Array.from({ length: last - first + 1 }, (_, k) => chunkAt(first + k)));
     let copied = 0;
     for (let i = first; i <= last; i++) {
       const data = parts[i - first]!;
@@ -76,7 +86,7 @@ export class ObjectReader {
     let next = first;
     const fill = () => {
       while (next <= last && window.length < READ_AHEAD_CHUNKS) {
-        const pending = this.chunks.read(this.ctx, chunks[next++]!);
+        const pending = this.chunks.read(this.ctx, chunks[next++]!, false);
         pending.catch(() => undefined);
         window.push(pending);
       }

@@ -1,4 +1,4 @@
-import { sha256Hex } from '../core/crypto.js';
+import { sha256HexAsync } from '../core/crypto.js';
 import { describeError, hasCode, IntegrityError, QuorumError, type ReplicaFailure } from '../core/errors.js';
 import type { ChunkRef } from '../core/types.js';
 import type { Collector } from '../metrics/collector.js';
@@ -115,7 +115,7 @@ export async function readVerified(
       if (hasCode(err, 'NOT_FOUND')) repair(chunk, name, 'missing');
       throw err;
     }
-    if (data.byteLength !== chunk.storedSize || sha256Hex(data) !== chunk.checksum) {
+    if (data.byteLength !== chunk.storedSize || (await sha256HexAsync(data)) !== chunk.checksum) {
       collector.recordCorruptReplica(name);
       failures.push({ backend: name, error: 'checksum mismatch' });
       repair(chunk, name, 'corrupt');
