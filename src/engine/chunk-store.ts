@@ -72,35 +72,46 @@ export class ChunkStore {
     await this.inFlight.acquire();
     this.setInFlight(+1);
     const id = newChunkId();
-    let stored: Buffer;
-    let checksum: string;
-    try {
-      stored = ctx.dataKey ? await encryptChunkAsync(ctx.dataKey, id, plaintext) : plaintext;
-      checksum = await sha256HexAsync(stored);
-    } catch (err) {
-      this.inFlight.release();
-      this.setInFlight(-1);
-      throw err;
-    }
-    const chunk: ChunkRef = {
-      id,
-      size: plaintext.byteLength,
-      storedSize: stored.byteLength,
-      checksum,
-      replicas: this.ring.place(id, this.options.n),
-    };
-    const write = writeReplicas(this.backends, this.collector, chunk, stored, this.options.w, (c, backend, reason) =>
-      this.repairs.add(c, backend, reason),
-    );
-    const settled = write.settled.finally(() => {
-      this.inFlight.release();
-      this.setInFlight(-1);
+    // Encryption and hashing run on the thread pool; the caller does not wait for them, only
+    // for the in-flight slot above.
+    const write = (async () => {
+      const stored = ctx.dataKey ? await encryptChunkAsync(ctx.dataKey, id, plaintext) : plaintext;
+      const chunk: ChunkRef = {
+        id,
+        size: plaintext.byteLength,
+        storedSize: stored.byteLength,
+        checksum: await sha256HexAsync(stored),
+        replicas: this.ring.place(id, this.options.n),
+      };
+      const replicated = writeReplicas(
+        this.backends,
+        this.collector,
+        chunk,
+        stored,
+        this.options.w,
+        (c, backend, reason) => this.repairs.add(c, backend, reason),
+      );
+      return { chunk, replicated };
+    })();
+    const ref = write.then(async ({ chunk, replicated }) => {
+      await replicated.quorum;
+      return chunk;
     });
+    const settled = write
+      .then(
+        ({ replicated }) => replicated.settled,
+        () => undefined,
+      )
+      .finally(() => {
+        this.inFlight.release();
+        this.setInFlight(-1);
+      });
     // Stragglers may still be writing after quorum; settled is what the caller waits on to reuse buffers.
     settled.catch(() => undefined);
+    ref.catch(() => undefined);
     this.unsettled.add(settled);
     void settled.finally(() => this.unsettled.delete(settled)).catch(() => undefined);
-    return { ref: write.quorum.then(() => chunk), settled };
+    return { ref, settled };
   }
 
   /**
