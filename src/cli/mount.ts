@@ -8,7 +8,7 @@ import { parseSize } from '../config/size.js';
 import { describeError, InvalidError, LilioError } from '../core/errors.js';
 import { Lilio } from '../engine/lilio.js';
 import { ErrnoError } from '../fs/errno.js';
-import { isFuseMounted, mountLilio } from '../fs/mount.js';
+import { clearStaleMount, isFuseMounted, mountLilio } from '../fs/mount.js';
 import { PrometheusFuseMetrics } from '../metrics/fuse.js';
 import { PrometheusCollector } from '../metrics/prometheus.js';
 import { serveMetrics } from '../server/metrics-http.js';
@@ -151,6 +151,8 @@ export function registerMountCommands(program: Command): void {
     .option('--cache-size <size>', 'plaintext chunk cache (default 256MiB)')
     .option('-f, --foreground', 'stay in the foreground until unmounted (SIGINT/SIGTERM flush and unmount)')
     .action(async (mountpoint: string, flags: MountFlags, command: Command) => {
+      // A mount left by a killed process answers even mkdir with ENOTCONN: clear it first.
+      await clearStaleMount(mountpoint);
       mkdirSync(mountpoint, { recursive: true });
       if (flags.foreground) await runForeground(mountpoint, flags, command);
       else await runDetached(mountpoint, process.argv);

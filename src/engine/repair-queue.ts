@@ -72,6 +72,12 @@ export class RepairQueue {
     this.pump();
   }
 
+  /** Makes every waiting repair runnable now, whatever its backoff (operator action, tests). */
+  retryNow(): void {
+    for (const task of this.pending.values()) task.retryAt = 0;
+    this.pump();
+  }
+
   /** Resolves when nothing runnable is left (tasks for down backends may remain). */
   whenIdle(): Promise<void> {
     if (this.running === 0 && this.runnable() === undefined) return Promise.resolve();

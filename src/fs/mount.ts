@@ -14,13 +14,45 @@ const run = promisify(execFile);
  * libfuse2 splits writes into 4 KiB pieces unless asked for big writes
  * (it still caps them at 128 KiB); fuse-native has no option for these, so
  * they are appended to the -o string it builds.
+ *
+ * ac_attr_timeout=0: with auto_cache, libfuse keeps a file's page cache on
+ * open without asking us for its attributes if it last saw them less than
+ * this long ago (default: attr_timeout), so a version another process
+ * committed in that window was read from the stale cache. At 0 every open
+ * checks mtime and size (close-to-open); it costs one in-process getattr.
+ *
+ * atomic_o_trunc: without it the kernel turns open(O_TRUNC) into a separate
+ * truncate by path, which (like truncate(2)) commits an empty version at
+ * once: a cp over a file that then failed or crashed left it empty. With it
+ * O_TRUNC reaches open, and the cut commits with the new content.
  */
-const EXTRA_FUSE_OPTIONS = 'big_writes,max_write=1048576';
+const EXTRA_FUSE_OPTIONS = 'big_writes,max_write=1048576,ac_attr_timeout=0,atomic_o_trunc';
+
+type FuseOps = ReturnType<typeof buildOps>;
 
 class LilioFuse extends Fuse {
+  constructor(
+    mountpoint: string,
+    private readonly fuseOps: FuseOps,
+    options: ConstructorParameters<typeof Fuse>[2],
+  ) {
+    super(mountpoint, fuseOps, options);
+  }
+
   protected override _fuseOptions(): string {
     const base = super._fuseOptions();
     return base ? `${base},${EXTRA_FUSE_OPTIONS}` : `-o${EXTRA_FUSE_OPTIONS}`;
+  }
+
+  /**
+   * fuse-native 2.2.6 answers fgetattr with ops.getattr(path) and drops the descriptor, but a
+   * descriptor whose file was since replaced or unlinked must be described as it sees the file
+   * (the kernel sizes its reads by it). Its getattr dispatcher does the stat conversion.
+   */
+  protected override _op_fgetattr(signal: (...args: unknown[]) => void, path: string, fd: number): void {
+    const ops = this.fuseOps;
+    const getattr = (p: string, cb: (...args: unknown[]) => void) => ops.fgetattr(p, fd, cb);
+    super._op_getattr.call({ ops: { getattr } } as unknown as Fuse, signal, path);
   }
 }
 

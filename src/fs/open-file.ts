@@ -82,13 +82,26 @@ export class OpenFile {
 
   /** Copies up to `length` bytes at `position` into target; returns how many. */
   async read(target: Buffer, position: number, length: number): Promise<number> {
+    // Nothing changed here: the engine's reader has read-ahead and the chunk cache.
+    if (this.untouched()) return this.readAt(target, position, length);
+    return this.exclusive(() => this.readAt(target, position, length));
+  }
+
+  private untouched(): boolean {
+    const base = this.base;
+    return (
+      base !== undefined &&
+      this.slots.size === 0 &&
+      base.size === this.size &&
+      this.baseLimit === this.size &&
+      base.inline === undefined
+    );
+  }
+
+  private async readAt(target: Buffer, position: number, length: number): Promise<number> {
     const end = Math.min(this.size, position + length);
     if (position >= end) return 0;
-    const untouched = this.base && this.base.size === this.size && this.baseLimit === this.size;
-    if (this.slots.size === 0 && untouched && this.base?.inline === undefined) {
-      // Nothing changed here: the engine's reader has read-ahead and the chunk cache.
-      return this.reader().readInto(target, position, end - position);
-    }
+    if (this.untouched()) return this.reader().readInto(target, position, end - position);
     let copied = 0;
     for (let pos = position; pos < end; ) {
       const index = Math.floor(pos / this.chunkSize);
@@ -110,7 +123,12 @@ export class OpenFile {
 
   // ---- writes ----
 
-  async write(data: Buffer, position: number): Promise<void> {
+  /** Writes `data` at `position`, or at the end of the file at the time the write runs. */
+  write(data: Buffer, position: number | 'end'): Promise<void> {
+    return this.exclusive(() => this.writeAt(data, position === 'end' ? this.size : position));
+  }
+
+  private async writeAt(data: Buffer, position: number): Promise<void> {
     if (this.failure) throw this.failure;
     let offset = 0;
     while (offset < data.byteLength) {
@@ -135,7 +153,11 @@ export class OpenFile {
   }
 
   /** Cuts or extends (with zeros) the file. */
-  async truncate(size: number): Promise<void> {
+  truncate(size: number): Promise<void> {
+    return this.exclusive(() => this.truncateTo(size));
+  }
+
+  private async truncateTo(size: number): Promise<void> {
     if (this.failure) throw this.failure;
     if (size < this.baseLimit) this.baseLimit = size;
     if (size < this.size) {
@@ -174,7 +196,11 @@ export class OpenFile {
    * the session's changes are dropped (the committed version stays as it was)
    * and the error is thrown.
    */
-  async commit(): Promise<ObjectRecord | undefined> {
+  commit(): Promise<ObjectRecord | undefined> {
+    return this.exclusive(() => this.commitNow());
+  }
+
+  private async commitNow(): Promise<ObjectRecord | undefined> {
     if (!this.dirty || this.unlinked) return this.base;
     try {
       if (this.failure) throw this.failure;
@@ -207,11 +233,25 @@ export class OpenFile {
   }
 
   /** Drops every uncommitted change (the handle was unlinked, or the mount is giving up). */
-  async discard(): Promise<void> {
-    await this.reset();
+  discard(): Promise<void> {
+    return this.exclusive(() => this.reset());
   }
 
   // ---- internals ----
+
+  /**
+   * Writes, truncations, commits and reads of changed content run one at a
+   * time. Handles of other processes share this file, so a write may arrive
+   * while a flush commits: run concurrently, the commit would clear the slot
+   * the write had just filled and the file would read zeros there.
+   */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(work);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
 
   private cachedReader: ReturnType<Lilio['reader']> | undefined;
 
@@ -358,7 +398,7 @@ export class OpenFile {
     };
     if (this.size <= threshold && this.size > 0) {
       const bytes = Buffer.alloc(this.size);
-      await this.read(bytes, 0, this.size);
+      await this.readAt(bytes, 0, this.size);
       const stored = this.ctx.dataKey ? encryptChunk(this.ctx.dataKey, inlineAad(versionId), bytes) : bytes;
       await this.settleSlots();
       return { ...common, chunks: [], inline: stored.toString('base64') };

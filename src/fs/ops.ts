@@ -45,8 +45,8 @@ export function buildOps(vfs: Vfs, metrics: FuseMetrics, onError?: (op: string, 
     getattr(path: string, cb: Callback) {
       run('getattr', cb, () => vfs.getattr(path), stat);
     },
-    fgetattr(path: string, _fd: number, cb: Callback) {
-      run('getattr', cb, () => vfs.getattr(path), stat);
+    fgetattr(path: string, fd: number, cb: Callback) {
+      run('getattr', cb, () => vfs.fgetattr(path, fd), stat);
     },
     readdir(path: string, cb: Callback) {
       run(

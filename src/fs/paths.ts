@@ -1,5 +1,5 @@
 import { InvalidError, NameTooLongError } from '../core/errors.js';
-import { bucketNameProblem, keyProblem } from '../core/names.js';
+import { bucketNameProblem, keyProblem, MAX_SEGMENT_BYTES } from '../core/names.js';
 
 /** Where a mount path points: the root, a bucket's folder, or a key inside a bucket. */
 export type MountPath =
@@ -17,6 +17,10 @@ export function parseMountPath(path: string): MountPath {
   const slash = body.indexOf('/');
   const bucket = slash < 0 ? body : body.slice(0, slash);
   const key = slash < 0 ? '' : body.slice(slash + 1);
+  // Past NAME_MAX a name is too long (ENAMETOOLONG) before it is an invalid bucket name (EINVAL).
+  if (Buffer.byteLength(bucket, 'utf8') > MAX_SEGMENT_BYTES) {
+    throw new NameTooLongError(`"${bucket.slice(0, 80)}…" is longer than ${MAX_SEGMENT_BYTES} bytes`);
+  }
   if (!key) return { kind: 'bucket', bucket };
   const problem = keyProblem(key);
   if (problem) throw problem.tooLong ? new NameTooLongError(problem.message) : new InvalidError(problem.message);

@@ -103,6 +103,13 @@ export class Vfs {
     return this.statOf(entry);
   }
 
+  /** An open descriptor's view: its file may since have been replaced or unlinked at the path. */
+  async fgetattr(path: string, fd: number): Promise<Stat> {
+    const file = this.handles.get(fd)?.file;
+    if (!file) return this.getattr(path);
+    return this.fileStat(S_IFREG, file.attrs, file.size);
+  }
+
   async readdir(path: string): Promise<string[]> {
     const where = parseMountPath(path);
     if (where.kind === 'root') return ['.', '..', ...(await this.lilio.listBuckets()).map((b) => b.name)];
@@ -232,10 +239,9 @@ export class Vfs {
   async write(fd: number, data: Buffer, length: number, position: number): Promise<number> {
     const handle = this.handle(fd);
     if (!handle.file || !handle.writable) throw new ErrnoError(Errno.EBADF, 'not open for writing');
-    const file = handle.file;
-    await file.write(
+    await handle.file.write(
       length === data.byteLength ? data : data.subarray(0, length),
-      handle.append ? file.size : position,
+      handle.append ? 'end' : position,
     );
     return length;
   }
@@ -258,9 +264,22 @@ export class Vfs {
     if (!file) return;
     file.handles--;
     if (file.handles > 0) return;
+    if (file.unlinked) {
+      this.forget(file);
+      await file.discard();
+      return;
+    }
+    // Until its last commit lands the path is this file: an open meanwhile must join it, not
+    // load the version being replaced and commit over this one.
+    try {
+      if (file.dirty) await file.commit();
+    } finally {
+      if (file.handles === 0) this.forget(file);
+    }
+  }
+
+  private forget(file: OpenFile): void {
     if (this.files.get(fileKey(file.bucket, file.key)) === file) this.files.delete(fileKey(file.bucket, file.key));
-    if (file.unlinked) await file.discard();
-    else if (file.dirty) await file.commit();
   }
 
   async truncate(path: string, size: number): Promise<void> {
@@ -490,10 +509,17 @@ export class Vfs {
   /** The entry at bucket/key: an open file of this mount, a committed object, or a directory. */
   private async entry(bucket: string, key: string): Promise<Entry | undefined> {
     const open = this.files.get(fileKey(bucket, key));
-    if (open && !open.unlinked) return { kind: 'open', file: open };
+    if (open && !open.unlinked && (open.dirty || !open.base)) return { kind: 'open', file: open };
     const meta = this.lilio.meta;
     await this.lilio.bucket(bucket);
     const record = await meta.getObject(bucket, key);
+    if (open && !open.unlinked) {
+      // Nothing is pending on it here, and it stays the path only until another process commits
+      // a new version: then its handles keep the version they opened and the path moves on
+      // (close-to-open), instead of every later open joining the old one.
+      if (record?.versionId === open.base!.versionId) return { kind: 'open', file: open };
+      this.files.delete(fileKey(bucket, key));
+    }
     if (record) return record.kind === 'symlink' ? { kind: 'symlink', record } : { kind: 'file', record };
     const marker = await meta.getObject(bucket, `${key}/`);
     if (marker) return { kind: 'dir', marker };

@@ -22,6 +22,9 @@ declare module 'fuse-native' {
     mount(cb: (err: Error | null) => void): void;
     unmount(cb: (err: Error | null) => void): void;
     protected _fuseOptions(): string;
+    /** Internal dispatchers, one per operation: `signal` answers the kernel with (errno, ...result). */
+    protected _op_getattr(signal: (...args: unknown[]) => void, path: string): void;
+    protected _op_fgetattr(signal: (...args: unknown[]) => void, path: string, fd: number): void;
     static unmount(mountpoint: string, cb: (err: Error | null) => void): void;
   }
 
