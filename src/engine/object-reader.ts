@@ -38,21 +38,22 @@ export class ObjectReader {
       return this.inline().copy(target, 0, position, end);
     }
     const { chunkSize, chunks } = this.record;
-    const sequential = position === this.lastEnd;
-    this.lastEnd = end;
+    // The kernel's read-ahead sends several reads at once and they may arrive out of order, so
+    // "sequential" means near where the last read ended, not exactly there.
+    const sequential = this.lastEnd >= 0 && Math.abs(position - this.lastEnd) <= 2 * chunkSize;
+    this.lastEnd = Math.max(end, sequential ? this.lastEnd : 0);
     const first = Math.floor(position / chunkSize);
     const last = Math.floor((end - 1) / chunkSize);
     if (sequential) {
-      for (const index of this.ahead.keys()) if (index < first) this.ahead.delete(index);
-      for (let i = last + 1; i <= Math.min(last + READ_AHEAD_CHUNKS, chunks.length - 1); i++) {
+      for (const index of this.ahead.keys()) if (index < first - 1) this.ahead.delete(index);
+      // The chunks being read stay in the window too: the 128 KiB reads of one chunk share its fetch.
+      for (let i = first; i <= Math.min(last + READ_AHEAD_CHUNKS, chunks.length - 1); i++) {
         if (this.ahead.has(i)) continue;
         const pending = this.chunks.read(this.ctx, chunks[i]!, false);
         // A failed read-ahead is retried (and reported) by the read that needs the chunk.
         pending.catch(() => this.ahead.delete(i));
         this.ahead.set(i, pending);
       }
-    } else {
-      this.ahead.clear();
     }
     const chunkAt = (i: number) => this.ahead.get(i) ?? this.chunks.read(this.ctx, chunks[i]!, !sequential);
     if (first === last) {
