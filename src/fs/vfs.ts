@@ -60,6 +60,14 @@ const MAX_XATTR_VALUE = 64 * 1024;
 /** statfs reports in 64 KiB blocks so that petabytes still fit fuse-native's 32-bit fields. */
 const STATFS_BLOCK = 64 * 1024;
 const STATFS_TTL_MS = 5_000;
+/**
+ * How long attributes learnt from a directory listing answer getattr. `ls -l`
+ * asks for every entry right after readdir; the listing already carried them.
+ * Same span as the kernel's own attribute cache; every change made through
+ * this mount clears it, and open() drops its file first (close-to-open).
+ */
+const LISTED_ATTRS_MS = 1_000;
+const LISTED_ATTRS_MAX = 100_000;
 
 function fileKey(bucket: string, key: string): string {
   return `${bucket}\u0000${key}`;
@@ -81,6 +89,7 @@ export class Vfs {
   private readonly uid = process.getuid?.() ?? 0;
   private readonly gid = process.getgid?.() ?? 0;
   private statfsCache: { value: StatFs; at: number } | undefined;
+  private readonly listedAttrs = new Map<string, { stat: Stat; at: number }>();
 
   constructor(
     private readonly lilio: Lilio,
@@ -98,6 +107,11 @@ export class Vfs {
     if (where.kind === 'root')
       return this.dirStat({ ...defaultAttrs(this.started, 'dir'), uid: this.uid, gid: this.gid });
     if (where.kind === 'bucket') return this.dirStat((await this.lilio.getBucket(where.bucket)).attrs);
+    const key = fileKey(where.bucket, where.key);
+    if (!this.files.has(key)) {
+      const listed = this.listedAttrs.get(key);
+      if (listed && Date.now() - listed.at < LISTED_ATTRS_MS) return listed.stat;
+    }
     const entry = await this.entry(where.bucket, where.key);
     if (!entry) throw new NotFoundError(`${path} does not exist`);
     return this.statOf(entry);
@@ -124,7 +138,15 @@ export class Vfs {
     do {
       const page = await this.lilio.list(where.bucket, { prefix, delimiter: '/', startAfter, limit: 1000 });
       for (const p of page.prefixes) names.add(p.slice(prefix.length, -1));
-      for (const o of page.objects) names.add(o.key.slice(prefix.length));
+      const now = Date.now();
+      if (this.listedAttrs.size > LISTED_ATTRS_MAX) this.listedAttrs.clear();
+      for (const o of page.objects) {
+        names.add(o.key.slice(prefix.length));
+        if (o.kind !== 'dir') {
+          const stat = this.fileStat(o.kind === 'symlink' ? S_IFLNK : S_IFREG, o.attrs, o.size);
+          this.listedAttrs.set(fileKey(where.bucket, o.key), { stat, at: now });
+        }
+      }
       startAfter = page.next;
     } while (startAfter);
     // Files created here but not committed yet exist too.
@@ -204,6 +226,7 @@ export class Vfs {
 
   async open(path: string, flags: number): Promise<number> {
     const where = parseMountPath(path);
+    if (where.kind === 'key') this.listedAttrs.delete(fileKey(where.bucket, where.key));
     const access = flags & O_ACCMODE;
     const writable = access !== O_RDONLY;
     if (writable) this.writable();
@@ -248,6 +271,7 @@ export class Vfs {
 
   /** close(2) of one descriptor: commit what the file holds, so close reports a failed write. */
   async flush(fd: number): Promise<void> {
+    this.listedAttrs.clear();
     const handle = this.handles.get(fd);
     if (handle?.file?.dirty) await handle.file.commit();
   }
@@ -257,6 +281,7 @@ export class Vfs {
   }
 
   async release(fd: number): Promise<void> {
+    this.listedAttrs.clear();
     const handle = this.handles.get(fd);
     if (!handle) return;
     this.handles.delete(fd);
@@ -485,6 +510,7 @@ export class Vfs {
 
   private writable(): void {
     if (this.options.readOnly) throw new ReadOnlyError('the mount is read-only');
+    this.listedAttrs.clear();
   }
 
   private keyPath(path: string, errnoAtTop: number): { bucket: string; key: string } {
