@@ -14,7 +14,9 @@ import {
   UnavailableError,
 } from '../core/errors.js';
 import { isChunkId, validateChunkId } from '../core/names.js';
+import type { WorkerPool } from '../threads/pool.js';
 import type { BackendHealth, BackendInfo, CallOptions, StorageBackend } from './backend.js';
+import { acquireLocalIo, releaseLocalIo } from './local-io.js';
 
 export interface LocalBackendOptions {
   name: string;
@@ -33,6 +35,12 @@ const FAN_OUT_PATTERN = /^[0-9a-f]{2}$/;
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
 const HEALTH_PROBE = Buffer.from('lilio health probe\n');
+/**
+ * Chunks at least this large, in shared memory, are written by the disk
+ * threads (local-io.ts); smaller ones, or bytes the thread could not see
+ * without a copy, take the asynchronous fs path on this thread.
+ */
+const OFFLOAD_BYTES = 64 * 1024;
 
 type Errno = NodeJS.ErrnoException;
 
@@ -55,6 +63,7 @@ export class LocalBackend implements StorageBackend {
   private rootReady: Promise<void> | undefined;
   /** Fan-out directories known to exist, so a put costs no mkdir once warm. */
   private readonly knownDirs = new Set<string>();
+  private io: WorkerPool | undefined;
 
   constructor(options: LocalBackendOptions) {
     if (!options.name) throw new ConfigError('a local backend needs a name');
@@ -70,6 +79,23 @@ export class LocalBackend implements StorageBackend {
     await this.ensureRoot();
     const dir = this.dirOf(id);
     const target = join(dir, id);
+    if (data.byteLength >= OFFLOAD_BYTES && data.buffer instanceof SharedArrayBuffer) {
+      const temp = join(dir, `.${id}.${randomBytes(6).toString('hex')}.tmp`);
+      try {
+        await this.disk().run('put', {
+          dir,
+          target,
+          temp,
+          data,
+          fsync: this.fsync,
+          fileMode: FILE_MODE,
+          dirMode: DIR_MODE,
+        });
+        return;
+      } catch (err) {
+        throw this.mapError(err, 'write', target, options?.signal);
+      }
+    }
     // Two attempts: the first may trust a cached directory someone has since removed.
     for (let attempt = 0; ; attempt++) {
       const temp = join(dir, `.${id}.${randomBytes(6).toString('hex')}.tmp`);
@@ -96,7 +122,8 @@ export class LocalBackend implements StorageBackend {
     await this.ensureRoot();
     const file = this.fileOf(id);
     try {
-      return await readFile(file, { signal: options?.signal });
+      const data = await this.disk().run<Uint8Array>('get', { file });
+      return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') throw new NotFoundError(`backend "${this.name}" has no chunk ${id}`);
       throw this.mapError(err, 'read', file, options?.signal);
@@ -183,7 +210,16 @@ export class LocalBackend implements StorageBackend {
     }
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    if (!this.io) return;
+    this.io = undefined;
+    await releaseLocalIo();
+  }
+
+  private disk(): WorkerPool {
+    this.io ??= acquireLocalIo();
+    return this.io;
+  }
 
   private dirOf(id: string): string {
     return join(this.path, id.slice(0, 2), id.slice(2, 4));

@@ -4,6 +4,10 @@ import { InvalidError } from './errors.js';
  * Fixed-size buffers recycled between chunks, so a steady write stream does
  * not allocate (and later collect) a megabyte per chunk. Bounded: beyond
  * `maxPooled` idle buffers, returned ones are left to the garbage collector.
+ *
+ * The buffers are shared memory (SharedArrayBuffer): chunk bytes are hashed,
+ * encrypted and written to disk by worker threads, which read and write them
+ * in place instead of receiving copies.
  */
 export class BufferPool {
   readonly bufferSize: number;
@@ -21,13 +25,14 @@ export class BufferPool {
     this.maxPooled = maxPooled;
   }
 
-  /**
-   * Exactly bufferSize bytes with arbitrary content. Fresh buffers come from
-   * allocUnsafeSlow: each owns its memory outright, where allocUnsafe may
-   * carve small ones out of Node's shared slab.
-   */
+  /** Exactly bufferSize bytes of shared memory with arbitrary content; each owns its memory outright. */
   take(): Buffer {
-    return this.idle.pop() ?? Buffer.allocUnsafeSlow(this.bufferSize);
+    return this.idle.pop() ?? BufferPool.allocate(this.bufferSize);
+  }
+
+  /** A fresh shared-memory buffer of `size` bytes (zeroed), outside any pool. */
+  static allocate(size: number): Buffer {
+    return Buffer.from(new SharedArrayBuffer(size));
   }
 
   /**

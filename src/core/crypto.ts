@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes, randomFillSync, webcrypto } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes, randomFillSync } from 'node:crypto';
 import { ConfigError, IntegrityError, InvalidError } from './errors.js';
 
 /**
@@ -14,6 +14,7 @@ export const TAG_BYTES = 16;
 export const ENCRYPTION_OVERHEAD = NONCE_BYTES + TAG_BYTES;
 
 const ALGORITHM = 'aes-256-gcm';
+const CIPHER_PIECE = 256 * 1024;
 const BASE64_PATTERN = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 export function generateDataKey(): Buffer {
@@ -50,15 +51,27 @@ export function unwrapKey(masterKey: Buffer, wrapped: string, bucket: string): B
  * messages per key NIST allows, far beyond a bucket's chunk count.
  */
 export function encryptChunk(key: Buffer, aad: string, plaintext: Uint8Array): Buffer {
+  return encryptChunkInto(key, aad, plaintext, Buffer.allocUnsafe(plaintext.length + ENCRYPTION_OVERHEAD));
+}
+
+/** encryptChunk into a caller's buffer of at least plaintext.length + ENCRYPTION_OVERHEAD bytes; returns the stored view. */
+export function encryptChunkInto(key: Buffer, aad: string, plaintext: Uint8Array, target: Uint8Array): Buffer {
   if (key.length !== DATA_KEY_BYTES) throw new InvalidError(`an encryption key must be ${DATA_KEY_BYTES} bytes`);
-  const out = Buffer.allocUnsafe(plaintext.length + ENCRYPTION_OVERHEAD);
+  const length = plaintext.length + ENCRYPTION_OVERHEAD;
+  if (target.byteLength < length)
+    throw new InvalidError(`encryption target holds ${target.byteLength} bytes, ${length} needed`);
+  const out = Buffer.from(target.buffer, target.byteOffset, length);
   const nonce = out.subarray(0, NONCE_BYTES);
   randomFillSync(nonce);
   const cipher = createCipheriv(ALGORITHM, key, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(Buffer.from(aad, 'utf8'));
   // Node's cipher cannot write into a caller's buffer, so update() allocates
-  // once more; the copy is cheap next to the encryption itself.
-  let offset = NONCE_BYTES + cipher.update(plaintext).copy(out, NONCE_BYTES);
+  // and we copy; in pieces, so that sealing a 64 MiB chunk does not allocate
+  // another 64 MiB. The copy is cheap next to the encryption itself.
+  let offset = NONCE_BYTES;
+  for (let at = 0; at < plaintext.length; at += CIPHER_PIECE) {
+    offset += cipher.update(plaintext.subarray(at, at + CIPHER_PIECE)).copy(out, offset);
+  }
   offset += cipher.final().copy(out, offset);
   cipher.getAuthTag().copy(out, offset);
   return out;
@@ -107,63 +120,4 @@ export function parseMasterKey(base64: string): Buffer {
 
 export function sha256Hex(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-/*
- * The same operations through WebCrypto, whose jobs run on libuv's thread
- * pool: the data path hashes and encrypts every chunk, and doing it off the
- * main thread leaves that thread free for FUSE calls and lets both cores work.
- * The formats are identical to the synchronous functions above.
- */
-const { subtle } = webcrypto;
-const cryptoKeys = new WeakMap<Buffer, Promise<webcrypto.CryptoKey>>();
-
-function cryptoKey(key: Buffer): Promise<webcrypto.CryptoKey> {
-  let imported = cryptoKeys.get(key);
-  if (!imported) {
-    if (key.length !== DATA_KEY_BYTES) throw new InvalidError(`an encryption key must be ${DATA_KEY_BYTES} bytes`);
-    imported = subtle.importKey('raw', key, 'AES-GCM', false, ['encrypt', 'decrypt']);
-    cryptoKeys.set(key, imported);
-  }
-  return imported;
-}
-
-export async function sha256HexAsync(data: Uint8Array): Promise<string> {
-  return Buffer.from(await subtle.digest('SHA-256', data)).toString('hex');
-}
-
-export async function encryptChunkAsync(key: Buffer, aad: string, plaintext: Uint8Array): Promise<Buffer> {
-  const nonce = randomBytes(NONCE_BYTES);
-  const sealed = await subtle.encrypt(
-    { name: 'AES-GCM', iv: nonce, additionalData: Buffer.from(aad, 'utf8'), tagLength: TAG_BYTES * 8 },
-    await cryptoKey(key),
-    plaintext,
-  );
-  // WebCrypto returns ciphertext||tag; the stored form puts the nonce first.
-  const out = Buffer.allocUnsafe(NONCE_BYTES + sealed.byteLength);
-  nonce.copy(out, 0);
-  out.set(new Uint8Array(sealed), NONCE_BYTES);
-  return out;
-}
-
-export async function decryptChunkAsync(key: Buffer, aad: string, stored: Uint8Array): Promise<Buffer> {
-  if (stored.length < ENCRYPTION_OVERHEAD) {
-    throw new IntegrityError(`encrypted chunk is ${stored.length} bytes, shorter than its nonce and tag`);
-  }
-  const cryptoKeyOf = await cryptoKey(key);
-  try {
-    const plaintext = await subtle.decrypt(
-      {
-        name: 'AES-GCM',
-        iv: stored.subarray(0, NONCE_BYTES),
-        additionalData: Buffer.from(aad, 'utf8'),
-        tagLength: TAG_BYTES * 8,
-      },
-      cryptoKeyOf,
-      stored.subarray(NONCE_BYTES),
-    );
-    return Buffer.from(plaintext);
-  } catch {
-    throw new IntegrityError('encrypted chunk does not authenticate (damaged, wrong key or wrong chunk id)');
-  }
 }

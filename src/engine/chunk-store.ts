@@ -1,12 +1,14 @@
 import { LRUCache } from 'lru-cache';
+import { BufferPool } from '../core/buffer-pool.js';
 import { newChunkId } from '../core/chunk-id.js';
-import { decryptChunkAsync, encryptChunkAsync, sha256HexAsync } from '../core/crypto.js';
+import { ENCRYPTION_OVERHEAD } from '../core/crypto.js';
 import { IntegrityError } from '../core/errors.js';
 import type { HashRing } from '../core/ring.js';
 import { Semaphore } from '../core/semaphore.js';
 import type { BucketRecord, ChunkRef } from '../core/types.js';
 import type { Collector } from '../metrics/collector.js';
 import type { BackendSet } from './backend-set.js';
+import { ChunkCodec } from './chunk-codec.js';
 import { RepairQueue } from './repair-queue.js';
 import { readVerified, writeReplicas } from './replication.js';
 
@@ -24,6 +26,8 @@ export interface ChunkStoreOptions {
   hedgeMs: number;
   cacheBytes: number;
   chunksInFlightTotal: number;
+  /** Threads that hash and encrypt chunks (0: the main thread does it). */
+  codecThreads?: number;
 }
 
 export interface SealedChunk {
@@ -47,6 +51,9 @@ export class ChunkStore {
   private inFlightCount = 0;
   /** Replica writes not finished yet, stragglers after quorum included. */
   private readonly unsettled = new Set<Promise<void>>();
+  private readonly codec: ChunkCodec;
+  /** Ciphertext buffers of full chunks, by stored size: encrypted writes reuse them like plaintext ones. */
+  private readonly storedPools = new Map<number, BufferPool>();
 
   constructor(
     private readonly backends: BackendSet,
@@ -55,6 +62,7 @@ export class ChunkStore {
     private readonly options: ChunkStoreOptions,
   ) {
     this.inFlight = new Semaphore(options.chunksInFlightTotal);
+    this.codec = new ChunkCodec(options.codecThreads);
     this.repairs = new RepairQueue(backends, collector, (chunk) => this.readStored(chunk));
     if (options.cacheBytes > 0) {
       this.cache = new LRUCache<string, Buffer>({
@@ -72,22 +80,23 @@ export class ChunkStore {
     await this.inFlight.acquire();
     this.setInFlight(+1);
     const id = newChunkId();
-    // Encryption and hashing run on the thread pool; the caller does not wait for them, only
+    const target = ctx.dataKey ? this.storedBuffer(ctx, plaintext.byteLength) : undefined;
+    // Encryption and hashing run on a codec thread; the caller does not wait for them, only
     // for the in-flight slot above.
     const write = (async () => {
-      const stored = ctx.dataKey ? await encryptChunkAsync(ctx.dataKey, id, plaintext) : plaintext;
+      const sealed = await this.codec.seal(ctx.dataKey, id, plaintext, target?.buf);
       const chunk: ChunkRef = {
         id,
         size: plaintext.byteLength,
-        storedSize: stored.byteLength,
-        checksum: await sha256HexAsync(stored),
+        storedSize: sealed.stored.byteLength,
+        checksum: sealed.checksum,
         replicas: this.ring.place(id, this.options.n),
       };
       const replicated = writeReplicas(
         this.backends,
         this.collector,
         chunk,
-        stored,
+        sealed.stored,
         this.options.w,
         (c, backend, reason) => this.repairs.add(c, backend, reason),
       );
@@ -103,6 +112,7 @@ export class ChunkStore {
         () => undefined,
       )
       .finally(() => {
+        if (target) target.pool?.give(target.buf);
         this.inFlight.release();
         this.setInFlight(-1);
       });
@@ -112,6 +122,21 @@ export class ChunkStore {
     this.unsettled.add(settled);
     void settled.finally(() => this.unsettled.delete(settled)).catch(() => undefined);
     return { ref, settled };
+  }
+
+  /**
+   * Where the ciphertext of a chunk goes: a pooled buffer for full chunks of
+   * the bucket's size (most of them), a fresh one for the odd last chunk.
+   */
+  private storedBuffer(ctx: BucketContext, plaintextSize: number): { buf: Buffer; pool?: BufferPool } {
+    const size = plaintextSize + ENCRYPTION_OVERHEAD;
+    if (plaintextSize !== ctx.record.chunkSize) return { buf: BufferPool.allocate(size) };
+    let pool = this.storedPools.get(size);
+    if (!pool) {
+      pool = new BufferPool(size, this.options.chunksInFlightTotal);
+      this.storedPools.set(size, pool);
+    }
+    return { buf: pool.take(), pool };
   }
 
   /**
@@ -151,7 +176,7 @@ export class ChunkStore {
     return failed;
   }
 
-  /** Stored bytes of a chunk from a verified replica (repair, scrub). */
+  /** Stored bytes of a chunk from a verified replica (repair, scrub); nothing is decrypted. */
   readStored(chunk: ChunkRef): Promise<Buffer> {
     return readVerified(
       this.backends,
@@ -159,6 +184,10 @@ export class ChunkStore {
       chunk,
       { mode: 'first', r: 1, hedgeMs: this.options.hedgeMs },
       () => undefined,
+      async (data) => {
+        const opened = await this.codec.open(undefined, chunk.id, data, chunk.checksum);
+        return opened.verified ? opened.stored : undefined;
+      },
     );
   }
 
@@ -173,16 +202,23 @@ export class ChunkStore {
 
   private async fetch(ctx: BucketContext, chunk: ChunkRef, keep: boolean): Promise<Buffer> {
     const repairs: Array<{ backend: string; reason: string }> = [];
-    const stored = await readVerified(
+    const opened = await readVerified(
       this.backends,
       this.collector,
       chunk,
       { mode: this.options.readMode, r: this.options.r, hedgeMs: this.options.hedgeMs },
       (_c, backend, reason) => repairs.push({ backend, reason }),
+      async (data) => {
+        const result = await this.codec.open(ctx.dataKey, chunk.id, data, chunk.checksum);
+        return result.verified ? result : undefined;
+      },
     );
     // Read repair: we hold verified bytes, so the damaged replicas are rewritten from them.
-    for (const { backend, reason } of repairs) this.repairs.add(chunk, backend, reason, stored);
-    const plaintext = ctx.dataKey ? await decryptChunkAsync(ctx.dataKey, chunk.id, stored) : stored;
+    for (const { backend, reason } of repairs) this.repairs.add(chunk, backend, reason, opened.stored);
+    const plaintext = opened.plaintext;
+    if (!opened.authentic || !plaintext) {
+      throw new IntegrityError('encrypted chunk does not authenticate (damaged, wrong key or wrong chunk id)');
+    }
     if (plaintext.byteLength !== chunk.size) {
       throw new IntegrityError(`chunk ${chunk.id} decoded to ${plaintext.byteLength} bytes, expected ${chunk.size}`);
     }
@@ -191,6 +227,11 @@ export class ChunkStore {
       this.collector.setCacheBytes(this.cache.calculatedSize);
     }
     return plaintext;
+  }
+
+  /** Stops the codec threads (after drain). */
+  async close(): Promise<void> {
+    await this.codec.close();
   }
 
   private setInFlight(delta: number): void {

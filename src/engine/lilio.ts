@@ -295,6 +295,7 @@ export class Lilio {
     await this.chunks.drain();
     await this.chunks.repairs.whenIdle();
     this.chunks.repairs.close();
+    await this.chunks.close();
     await this.backends.close();
     await this.meta.close();
   }

@@ -1,4 +1,3 @@
-import { sha256HexAsync } from '../core/crypto.js';
 import { describeError, hasCode, IntegrityError, QuorumError, type ReplicaFailure } from '../core/errors.js';
 import type { ChunkRef } from '../core/types.js';
 import type { Collector } from '../metrics/collector.js';
@@ -91,22 +90,24 @@ export interface ReadOptions {
 }
 
 /**
- * Returns the stored bytes of a chunk from a replica whose SHA-256 matches
- * the recorded checksum. Replicas found missing or corrupt on the way are
- * handed to `repair` (read repair); they are never returned.
+ * Returns a chunk from a replica whose SHA-256 matches the recorded checksum:
+ * `verify` checks the stored bytes (and may decode them; undefined means they
+ * do not match). Replicas found missing or corrupt on the way are handed to
+ * `repair` (read repair); they are never returned.
  */
-export async function readVerified(
+export async function readVerified<V>(
   backends: BackendSet,
   collector: Collector,
   chunk: ChunkRef,
   options: ReadOptions,
   repair: RepairSink,
-): Promise<Buffer> {
+  verify: (stored: Buffer) => Promise<V | undefined>,
+): Promise<V> {
   // Healthy replicas first, in ring order; known-down ones only as a last resort.
   const order = [...chunk.replicas].sort((a, b) => Number(backends.isHealthy(b)) - Number(backends.isHealthy(a)));
   const failures: ReplicaFailure[] = [];
 
-  const attempt = async (name: string): Promise<Buffer> => {
+  const attempt = async (name: string): Promise<V> => {
     let data: Buffer;
     try {
       data = await backends.get(name, chunk.id);
@@ -115,18 +116,19 @@ export async function readVerified(
       if (hasCode(err, 'NOT_FOUND')) repair(chunk, name, 'missing');
       throw err;
     }
-    if (data.byteLength !== chunk.storedSize || (await sha256HexAsync(data)) !== chunk.checksum) {
+    const verified = data.byteLength === chunk.storedSize ? await verify(data) : undefined;
+    if (verified === undefined) {
       collector.recordCorruptReplica(name);
       failures.push({ backend: name, error: 'checksum mismatch' });
       repair(chunk, name, 'corrupt');
       throw new IntegrityError(`replica of chunk ${chunk.id} on "${name}" is corrupt`);
     }
-    return data;
+    return verified;
   };
 
   if (options.mode === 'strict') {
     const results = await Promise.allSettled(order.map(attempt));
-    const good = results.filter((r): r is PromiseFulfilledResult<Buffer> => r.status === 'fulfilled');
+    const good = results.filter((r): r is PromiseFulfilledResult<Awaited<V>> => r.status === 'fulfilled');
     if (good.length < options.r) {
       throw new QuorumError(`read of chunk ${chunk.id}`, options.r, good.length, failures);
     }
@@ -142,13 +144,13 @@ export async function readVerified(
  * is asked as well, and the first verified answer wins. Only when every
  * replica has failed does it give up.
  */
-function firstVerified(
+function firstVerified<V>(
   order: readonly string[],
-  attempt: (name: string) => Promise<Buffer>,
+  attempt: (name: string) => Promise<V>,
   hedgeMs: number,
   allFailed: () => never,
-): Promise<Buffer> {
-  return new Promise<Buffer>((resolve, reject) => {
+): Promise<V> {
+  return new Promise<V>((resolve, reject) => {
     let next = 0;
     let pending = 0;
     let done = false;

@@ -6,6 +6,7 @@ t.test('take gives exactly bufferSize bytes, reusing returned buffers', async (t
   const a = pool.take();
   t.equal(a.length, 1024);
   t.equal(a.buffer.byteLength, 1024, 'owns its memory, not a slab slice');
+  t.ok(a.buffer instanceof SharedArrayBuffer, 'shared memory, so worker threads use it in place');
   t.equal(pool.pooled, 0);
   pool.give(a);
   t.equal(pool.pooled, 1);
