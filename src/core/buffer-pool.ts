@@ -1,59 +1,78 @@
 import { InvalidError } from './errors.js';
 
 /**
- * Fixed-size buffers recycled between chunks, so a steady write stream does
- * not allocate (and later collect) a megabyte per chunk. Bounded: beyond
- * `maxPooled` idle buffers, returned ones are left to the garbage collector.
+ * Fixed-size chunk buffers, recycled so that a steady write stream does not
+ * allocate (and later collect) a megabyte per chunk.
  *
- * The buffers are shared memory (SharedArrayBuffer): chunk bytes are hashed,
- * encrypted and written to disk by worker threads, which read and write them
- * in place instead of receiving copies.
+ * Up to `sharedCapacity` of them are shared memory (SharedArrayBuffer):
+ * worker threads hash, encrypt and write those in place instead of receiving
+ * copies. Shared buffers are created on demand and never dropped, because
+ * one that has crossed to another thread is only freed once both threads'
+ * collectors have run, which a thread that allocates little may not do for
+ * a long time. Beyond the capacity (a burst: many files written at random
+ * offsets at once), take() hands out ordinary buffers, which the data path
+ * handles on the calling thread; those are left to the garbage collector
+ * when given back.
  */
 export class BufferPool {
   readonly bufferSize: number;
-  readonly maxPooled: number;
+  readonly sharedCapacity: number;
   private readonly idle: Buffer[] = [];
+  private created = 0;
 
-  constructor(bufferSize: number, maxPooled: number) {
+  constructor(bufferSize: number, sharedCapacity: number) {
     if (!Number.isInteger(bufferSize) || bufferSize < 1) {
       throw new InvalidError(`buffer size must be a positive integer, got ${bufferSize}`);
     }
-    if (!Number.isInteger(maxPooled) || maxPooled < 0) {
-      throw new InvalidError(`pool bound must be a non-negative integer, got ${maxPooled}`);
+    if (!Number.isInteger(sharedCapacity) || sharedCapacity < 0) {
+      throw new InvalidError(`pool capacity must be a non-negative integer, got ${sharedCapacity}`);
     }
     this.bufferSize = bufferSize;
-    this.maxPooled = maxPooled;
+    this.sharedCapacity = sharedCapacity;
   }
 
-  /** Exactly bufferSize bytes of shared memory with arbitrary content; each owns its memory outright. */
+  /** Exactly bufferSize bytes with arbitrary content; each owns its memory outright. */
   take(): Buffer {
-    return this.idle.pop() ?? BufferPool.allocate(this.bufferSize);
-  }
-
-  /** A fresh shared-memory buffer of `size` bytes (zeroed), outside any pool. */
-  static allocate(size: number): Buffer {
-    return Buffer.from(new SharedArrayBuffer(size));
+    const idle = this.idle.pop();
+    if (idle) return idle;
+    if (this.created < this.sharedCapacity) {
+      this.created++;
+      return Buffer.from(new SharedArrayBuffer(this.bufferSize));
+    }
+    return Buffer.allocUnsafeSlow(this.bufferSize);
   }
 
   /**
    * Hands a buffer back; the caller must not touch it afterwards. A shorter
    * view that starts its own bufferSize-byte allocation (the last, partial
-   * chunk of a stream) recycles that whole allocation. Anything else of the
-   * wrong size, or a buffer already pooled, is ignored.
+   * chunk of a stream) recycles that whole allocation. Ordinary buffers, and
+   * anything of the wrong size or already pooled, are ignored.
    */
   give(buf: Buffer): void {
-    if (this.idle.length >= this.maxPooled) return;
-    let whole = buf;
-    if (buf.length !== this.bufferSize) {
-      if (buf.byteOffset !== 0 || buf.buffer.byteLength !== this.bufferSize) return;
-      whole = Buffer.from(buf.buffer, 0, this.bufferSize);
-    }
+    const memory = buf.buffer;
+    if (!(memory instanceof SharedArrayBuffer)) return;
+    if (buf.byteOffset !== 0 || memory.byteLength !== this.bufferSize) return;
     // A double give would hand one buffer to two writers; the pool is small, so checking is cheap.
-    for (const pooled of this.idle) if (pooled.buffer === whole.buffer) return;
-    this.idle.push(whole);
+    for (const pooled of this.idle) if (pooled.buffer === memory) return;
+    this.idle.push(buf.length === this.bufferSize ? buf : Buffer.from(memory, 0, this.bufferSize));
   }
 
+  /** Shared buffers waiting to be taken again. */
   get pooled(): number {
     return this.idle.length;
   }
+
+  /** Shared buffers this pool has made (at most sharedCapacity). */
+  get shared(): number {
+    return this.created;
+  }
+}
+
+/**
+ * How many shared buffers a pool of `bufferSize` keeps: enough for every
+ * chunk in flight plus the chunks being filled, within a byte budget so that
+ * buckets with 64 MiB chunks do not pin gigabytes.
+ */
+export function sharedBuffersFor(bufferSize: number, inFlight: number, budgetBytes = 128 * 1024 * 1024): number {
+  return Math.max(4, Math.min(inFlight + 16, Math.floor(budgetBytes / bufferSize)));
 }

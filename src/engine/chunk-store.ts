@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { BufferPool } from '../core/buffer-pool.js';
+import { BufferPool, sharedBuffersFor } from '../core/buffer-pool.js';
 import { newChunkId } from '../core/chunk-id.js';
 import { ENCRYPTION_OVERHEAD } from '../core/crypto.js';
 import { IntegrityError } from '../core/errors.js';
@@ -112,7 +112,7 @@ export class ChunkStore {
         () => undefined,
       )
       .finally(() => {
-        if (target) target.pool?.give(target.buf);
+        if (target) target.pool.give(target.buf);
         this.inFlight.release();
         this.setInFlight(-1);
       });
@@ -125,15 +125,14 @@ export class ChunkStore {
   }
 
   /**
-   * Where the ciphertext of a chunk goes: a pooled buffer for full chunks of
-   * the bucket's size (most of them), a fresh one for the odd last chunk.
+   * Where the ciphertext of a chunk goes: a pooled buffer sized for the
+   * bucket's full chunks, which the odd last chunk of an object uses a part of.
    */
-  private storedBuffer(ctx: BucketContext, plaintextSize: number): { buf: Buffer; pool?: BufferPool } {
-    const size = plaintextSize + ENCRYPTION_OVERHEAD;
-    if (plaintextSize !== ctx.record.chunkSize) return { buf: BufferPool.allocate(size) };
+  private storedBuffer(ctx: BucketContext, plaintextSize: number): { buf: Buffer; pool: BufferPool } {
+    const size = Math.max(plaintextSize, ctx.record.chunkSize) + ENCRYPTION_OVERHEAD;
     let pool = this.storedPools.get(size);
     if (!pool) {
-      pool = new BufferPool(size, this.options.chunksInFlightTotal);
+      pool = new BufferPool(size, sharedBuffersFor(size, this.options.chunksInFlightTotal));
       this.storedPools.set(size, pool);
     }
     return { buf: pool.take(), pool };

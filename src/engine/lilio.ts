@@ -3,7 +3,7 @@ import { createBackend } from '../backends/index.js';
 import type { Config } from '../config/load.js';
 import { loadMasterKey } from '../config/master-key.js';
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../config/schema.js';
-import { BufferPool } from '../core/buffer-pool.js';
+import { BufferPool, sharedBuffersFor } from '../core/buffer-pool.js';
 import { generateDataKey, unwrapKey, wrapKey } from '../core/crypto.js';
 import { InvalidError, NotFoundError } from '../core/errors.js';
 import { validateBucketName, validateKey } from '../core/names.js';
@@ -314,7 +314,7 @@ export class Lilio {
   private pool(chunkSize: number): BufferPool {
     let pool = this.pools.get(chunkSize);
     if (!pool) {
-      pool = new BufferPool(chunkSize, this.config.writes.chunksInFlightTotal + 4);
+      pool = new BufferPool(chunkSize, sharedBuffersFor(chunkSize, this.config.writes.chunksInFlightTotal));
       this.pools.set(chunkSize, pool);
     }
     return pool;

@@ -1,7 +1,7 @@
 import t from 'tap';
-import { BufferPool } from '../../src/core/buffer-pool.js';
+import { BufferPool, sharedBuffersFor } from '../../src/core/buffer-pool.js';
 
-t.test('take gives exactly bufferSize bytes, reusing returned buffers', async (t) => {
+t.test('take gives exactly bufferSize bytes of shared memory, reusing returned buffers', async (t) => {
   const pool = new BufferPool(1024, 2);
   const a = pool.take();
   t.equal(a.length, 1024);
@@ -14,22 +14,35 @@ t.test('take gives exactly bufferSize bytes, reusing returned buffers', async (t
   t.equal(pool.pooled, 0);
 });
 
-t.test('bounded: beyond maxPooled, buffers are dropped', async (t) => {
+t.test('beyond its shared capacity the pool hands out ordinary buffers and never drops shared ones', async (t) => {
   const pool = new BufferPool(64, 2);
-  const buffers = [pool.take(), pool.take(), pool.take()];
+  const buffers = [pool.take(), pool.take(), pool.take(), pool.take()];
+  t.same(
+    buffers.map((b) => b.buffer instanceof SharedArrayBuffer),
+    [true, true, false, false],
+    'two shared, then ordinary ones',
+  );
+  t.same(
+    buffers.map((b) => b.length),
+    [64, 64, 64, 64],
+  );
+  t.equal(pool.shared, 2);
   for (const b of buffers) pool.give(b);
-  t.equal(pool.pooled, 2);
+  t.equal(pool.pooled, 2, 'both shared buffers kept, the ordinary ones left to the collector');
+  const again = [pool.take(), pool.take(), pool.take()];
+  t.ok(again[0]!.buffer === buffers[1]!.buffer || again[0]!.buffer === buffers[0]!.buffer, 'shared ones reused');
+  t.notOk(again[2]!.buffer instanceof SharedArrayBuffer, 'no third shared buffer is ever made');
+  t.equal(pool.shared, 2);
   const none = new BufferPool(64, 0);
-  none.give(none.take());
-  t.equal(none.pooled, 0);
+  t.notOk(none.take().buffer instanceof SharedArrayBuffer);
 });
 
 t.test('wrong sizes are ignored; a partial view of a pooled-size allocation recycles it whole', async (t) => {
   const pool = new BufferPool(128, 4);
-  pool.give(Buffer.alloc(127));
-  pool.give(Buffer.alloc(129));
-  pool.give(Buffer.alloc(256).subarray(0, 64));
-  pool.give(Buffer.alloc(256).subarray(100));
+  pool.give(Buffer.from(new SharedArrayBuffer(127)));
+  pool.give(Buffer.from(new SharedArrayBuffer(129)));
+  pool.give(Buffer.from(new SharedArrayBuffer(256)).subarray(0, 64));
+  pool.give(Buffer.alloc(128));
   t.equal(pool.pooled, 0);
   const whole = pool.take();
   pool.give(whole.subarray(0, 10));
@@ -49,6 +62,13 @@ t.test('giving the same buffer twice pools it once', async (t) => {
   pool.give(b.subarray(0, 3));
   t.equal(pool.pooled, 1);
   t.not(pool.take(), pool.take(), 'two takes never share memory');
+});
+
+t.test('shared capacity: chunks in flight plus those being filled, within a byte budget', async (t) => {
+  const MiB = 1024 * 1024;
+  t.equal(sharedBuffersFor(MiB, 16), 32);
+  t.equal(sharedBuffersFor(8 * MiB, 16), 16, '128 MiB of 8 MiB buffers');
+  t.equal(sharedBuffersFor(64 * MiB, 16), 4, 'never fewer than four');
 });
 
 t.test('rejects nonsense sizes', async (t) => {

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
-import { BufferPool } from '../../src/core/buffer-pool.js';
 import { decryptChunk, ENCRYPTION_OVERHEAD, encryptChunk, sha256Hex } from '../../src/core/crypto.js';
 import { ChunkCodec } from '../../src/engine/chunk-codec.js';
 
@@ -15,7 +14,7 @@ for (const threads of [2, 0]) {
     const key = randomBytes(32);
 
     for (const size of [1000, 64 * 1024, MiB + 7]) {
-      const plaintext = BufferPool.allocate(size);
+      const plaintext = Buffer.from(new SharedArrayBuffer(size));
       plaintext.set(randomBytes(size));
       const original = Buffer.from(plaintext);
 
@@ -23,7 +22,7 @@ for (const threads of [2, 0]) {
       t.equal(plain.stored, plaintext, `${size} B: an unencrypted chunk is stored as it is`);
       t.equal(plain.checksum, sha256Hex(original), `${size} B: SHA-256 of the stored bytes`);
 
-      const target = BufferPool.allocate(size + ENCRYPTION_OVERHEAD);
+      const target = Buffer.from(new SharedArrayBuffer(size + ENCRYPTION_OVERHEAD));
       const sealed = await codec.seal(key, 'id-1', plaintext, target);
       t.equal(sealed.stored.byteLength, size + ENCRYPTION_OVERHEAD);
       t.equal(sealed.stored.buffer, target.buffer, `${size} B: ciphertext written into the target`);
