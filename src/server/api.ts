@@ -57,6 +57,9 @@ export class ApiServer {
     this.server = createServer((req, res) => void this.handle(req, res, false));
     // Expect: 100-continue is answered only once the request is known to be acceptable.
     this.server.on('checkContinue', (req, res) => void this.handle(req, res, true));
+    this.server.on('checkExpectation', (req, res) => {
+      this.fail(req, res, new ApiError('EXPECTATION_FAILED', 'the only expectation served is Expect: 100-continue'));
+    });
     this.server.on('clientError', (err, socket) => this.clientError(err as NodeJS.ErrnoException, socket));
     this.server.headersTimeout = HEADERS_TIMEOUT_MS;
     this.server.requestTimeout = 0;

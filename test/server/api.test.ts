@@ -340,6 +340,7 @@ t.test('malformed requests get a JSON error, never a crash', async (t) => {
     ['metrics on the API port', `GET /metrics HTTP/1.1\r\n${h}\r\n`, 400, 'BAD_REQUEST'],
     ['query on an object PUT', `PUT /photos/k?acl HTTP/1.1\r\n${h}content-length: 1\r\n\r\nx`, 400, 'INVALID'],
     ['bad escape in the query', `GET /small?prefix=%zz HTTP/1.1\r\n${h}\r\n`, 400, 'INVALID'],
+    ['unknown expectation', `GET / HTTP/1.1\r\n${h}expect: teapot\r\n\r\n`, 417, 'EXPECTATION_FAILED'],
     ['body on DELETE', `DELETE /photos/one HTTP/1.1\r\n${h}content-length: 4\r\n\r\nabcd`, 400, 'BAD_REQUEST'],
   ];
   for (const [what, request, status, code] of cases) {
