@@ -116,7 +116,9 @@ export class ApiServer {
     let route: keyof typeof ROUTE_LABELS = 'unknown';
     this.active.add(res);
     res.once('close', () => {
-      this.metrics.recordRequest(ROUTE_LABELS[route], method, res.statusCode, (performance.now() - started) / 1000);
+      // 499 (nginx's "client closed request"): the client left before any answer was sent.
+      const status = res.headersSent ? res.statusCode : 499;
+      this.metrics.recordRequest(ROUTE_LABELS[route], method, status, (performance.now() - started) / 1000);
       this.active.delete(res);
       if (this.active.size === 0) for (const wake of this.idleWaiters.splice(0)) wake();
     });

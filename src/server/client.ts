@@ -9,6 +9,8 @@ import { errorFromWire } from './errors.js';
 
 /** A call that stops moving for this long is abandoned. */
 const IDLE_TIMEOUT_MS = 120_000;
+/** How long a PUT waits for "100 Continue" before it sends the body regardless. */
+const CONTINUE_TIMEOUT_MS = 1_000;
 /** Error bodies are small; more than this is not one of ours. */
 const MAX_ERROR_BODY = 64 * 1024;
 
@@ -190,13 +192,22 @@ export class LilioClient {
         return;
       }
       req.flushHeaders();
-      req.once('continue', () => {
+      let started = false;
+      const upload = () => {
+        if (started) return;
+        started = true;
+        clearTimeout(fallback);
         pipeline(body, req).catch((err) => {
           // A local read failure (the file to upload vanished): the server sees a cut body and commits nothing.
           uploadError = err;
           req.destroy(err);
         });
-      });
+      };
+      // A server or proxy that ignores Expect gets the body anyway after a moment (RFC 9110 §10.1.1).
+      const fallback = setTimeout(upload, CONTINUE_TIMEOUT_MS);
+      req.once('continue', upload);
+      req.once('response', () => clearTimeout(fallback));
+      req.once('close', () => clearTimeout(fallback));
     });
   }
 }

@@ -39,9 +39,8 @@ t.test('put and get round-trip exactly through the server, both ways with the lo
   // 0 B, 1 B and multi-chunk objects; 1 MiB chunks in photos, 64 KiB encrypted chunks in secret.
   const cases: Array<[string, number]> = [
     ['photos', 0],
-    ['photos', 1],
+    ['secret', 1],
     ['photos', 3 * 1024 * 1024 + 1],
-    ['secret', 0],
     ['secret', 5 * 64 * 1024 + 7],
   ];
   for (const [i, [bucket, size]] of cases.entries()) {
@@ -69,10 +68,8 @@ t.test('put and get round-trip exactly through the server, both ways with the lo
 t.test('ls, stat, rm through the server match the local CLI', async (t) => {
   await remote(['put', '-', 'photos/a/b/c.txt'], Buffer.from('hello'));
   for (const args of [
-    ['ls', 'photos'],
-    ['ls', '-r', 'photos/remote/'],
-    ['ls', '-l', 'photos/a/'],
     ['ls', '-r', 'secret'],
+    ['ls', '-l', 'photos/a/'],
   ]) {
     const viaServer = await remote(args);
     t.equal(viaServer.code, 0, viaServer.stderr);

@@ -55,6 +55,24 @@ t.test('error bodies become the LilioError they name', async (t) => {
   await t.rejects(client.deleteBucket('proxy'), { code: 'UNAVAILABLE', message: 'the server answered 502' });
 });
 
+t.test('a server that ignores Expect: 100-continue still gets the body', async (t) => {
+  const server: Server = createServer();
+  server.on('checkContinue', async (req, res) => {
+    let size = 0;
+    for await (const piece of req as AsyncIterable<Buffer>) size += piece.byteLength;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ size }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const client = new LilioClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, undefined);
+  t.teardown(() => client.close());
+  async function* body() {
+    yield Buffer.alloc(1000);
+    yield Buffer.alloc(234);
+  }
+  t.match(await client.putObject('photos', 'k', body(), { size: 1234 }), { size: 1234 });
+});
+
 t.test('the one mapping', async (t) => {
   t.equal(httpStatus('NOT_FOUND'), 404);
   t.equal(httpStatus('QUORUM'), 503);
