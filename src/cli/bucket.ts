@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { formatSize, parseSize } from '../config/size.js';
 import { InvalidError } from '../core/errors.js';
-import { withEngine } from './context.js';
 import { formatTime, table } from './output.js';
+import { withTarget } from './target.js';
 
 export function registerBucketCommands(program: Command): void {
   const bucket = program.command('bucket').description('create, list, inspect and remove buckets');
@@ -18,8 +18,8 @@ export function registerBucketCommands(program: Command): void {
         chunkSize = parseSize(options.chunkSize);
         if (chunkSize === undefined) throw new InvalidError(`--chunk-size: "${options.chunkSize}" is not a size`);
       }
-      await withEngine(command, async (lilio) => {
-        const record = await lilio.createBucket(name, { encrypt: options.encrypt ?? false, chunkSize });
+      await withTarget(command, async (target) => {
+        const record = await target.createBucket(name, { encrypt: options.encrypt ?? false, chunkSize });
         console.log(
           `created bucket ${record.name}${record.encrypted ? ' (encrypted)' : ''}, chunk size ${formatSize(record.chunkSize)}`,
         );
@@ -30,11 +30,11 @@ export function registerBucketCommands(program: Command): void {
     .command('ls')
     .description('list buckets')
     .action(async (_options: unknown, command: Command) => {
-      await withEngine(command, async (lilio) => {
-        const buckets = await lilio.listBuckets();
+      await withTarget(command, async (target) => {
+        const buckets = await target.listBuckets();
         const rows = [['NAME', 'ENCRYPTED', 'CHUNK SIZE', 'CREATED']];
         for (const b of buckets) {
-          rows.push([b.name, b.encrypted ? 'yes' : 'no', formatSize(b.chunkSize), formatTime(b.createdAt)]);
+          rows.push([b.name, b.encrypted ? 'yes' : 'no', formatSize(b.chunkSize), formatTime(Date.parse(b.created))]);
         }
         console.log(table(rows));
       });
@@ -44,8 +44,8 @@ export function registerBucketCommands(program: Command): void {
     .command('rm <name>')
     .description('remove an empty bucket')
     .action(async (name: string, _options: unknown, command: Command) => {
-      await withEngine(command, async (lilio) => {
-        await lilio.deleteBucket(name);
+      await withTarget(command, async (target) => {
+        await target.deleteBucket(name);
         console.log(`removed bucket ${name}`);
       });
     });
@@ -55,29 +55,8 @@ export function registerBucketCommands(program: Command): void {
     .description('show a bucket: settings, object count and bytes')
     .option('--json', 'print JSON')
     .action(async (name: string, options: { json?: boolean }, command: Command) => {
-      await withEngine(command, async (lilio) => {
-        const record = await lilio.getBucket(name);
-        let objects = 0;
-        let bytes = 0;
-        let chunks = 0;
-        let inline = 0;
-        for await (const object of lilio.meta.iterateObjects(name)) {
-          if (object.kind !== 'file') continue;
-          objects++;
-          bytes += object.size;
-          chunks += object.chunks.length;
-          if (object.inline !== undefined) inline++;
-        }
-        const info = {
-          name: record.name,
-          encrypted: record.encrypted,
-          chunkSize: record.chunkSize,
-          created: new Date(record.createdAt).toISOString(),
-          objects,
-          bytes,
-          chunks,
-          inlineObjects: inline,
-        };
+      await withTarget(command, async (target) => {
+        const info = await target.bucketInfo(name);
         if (options.json) {
           console.log(JSON.stringify(info, null, 2));
           return;
@@ -87,11 +66,11 @@ export function registerBucketCommands(program: Command): void {
             ['name', info.name],
             ['encrypted', info.encrypted ? 'yes (AES-256-GCM)' : 'no'],
             ['chunk size', formatSize(info.chunkSize)],
-            ['created', formatTime(record.createdAt)],
-            ['objects', String(objects)],
-            ['bytes', `${formatSize(bytes)} (${bytes})`],
-            ['chunks', String(chunks)],
-            ['inline objects', String(inline)],
+            ['created', formatTime(Date.parse(info.created))],
+            ['objects', String(info.objects)],
+            ['bytes', `${formatSize(info.bytes)} (${info.bytes})`],
+            ['chunks', String(info.chunks)],
+            ['inline objects', String(info.inlineObjects)],
           ]),
         );
       });

@@ -6,6 +6,10 @@ import type { Collector } from '../metrics/collector.js';
 /** Options every command accepts, before or after its name. */
 export interface GlobalOptions {
   config?: string;
+  /** A running `lilio server` to talk to instead of the stores. */
+  endpoint?: string;
+  /** Bearer tokens: the ones a server accepts, or (with --endpoint) the first is presented. */
+  tokenFile?: string;
 }
 
 export function configFrom(command: Command): Config {

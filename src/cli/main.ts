@@ -5,6 +5,7 @@ import { registerGcCommand } from './gc.js';
 import { registerMetaCommands } from './meta.js';
 import { registerMountCommands } from './mount.js';
 import { registerObjectCommands } from './object.js';
+import { registerServerCommand } from './server.js';
 import { registerStatusCommand } from './status.js';
 
 export function buildProgram(): Command {
@@ -12,6 +13,8 @@ export function buildProgram(): Command {
     .description('Lilio: a replicated, encrypted object store you can mount as a filesystem')
     .version('0.1.0')
     .option('-c, --config <file>', 'config file (default: $LILIO_CONFIG, else the embedded default under $LILIO_HOME)')
+    .option('--endpoint <url>', 'talk to a running `lilio server` at URL instead of opening the stores')
+    .option('--token-file <file>', 'bearer token file (with --endpoint; $LILIO_TOKEN wins)')
     .showHelpAfterError()
     .exitOverride();
   registerBucketCommands(program);
@@ -20,6 +23,7 @@ export function buildProgram(): Command {
   registerMetaCommands(program);
   registerGcCommand(program);
   registerMountCommands(program);
+  registerServerCommand(program);
   for (const command of program.commands) {
     command.exitOverride();
     for (const sub of command.commands) sub.exitOverride();

@@ -4,11 +4,11 @@ import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { formatSize } from '../config/size.js';
-import { InvalidError, NotFoundError } from '../core/errors.js';
+import { InvalidError } from '../core/errors.js';
 import { splitObjectPath, validateBucketName, validateKey } from '../core/names.js';
-import { withEngine } from './context.js';
 import { formatMode, formatTime, table } from './output.js';
 import { Progress } from './progress.js';
+import { withTarget } from './target.js';
 
 /** BUCKET/KEY with both parts required and valid. */
 export function parseObjectPath(text: string): { bucket: string; key: string } {
@@ -35,11 +35,11 @@ export function registerObjectCommands(program: Command): void {
       const { bucket, key } = parseObjectPath(target);
       const size = local === '-' ? undefined : (await stat(local)).size;
       const source = local === '-' ? process.stdin : createReadStream(local, { highWaterMark: 1024 * 1024 });
-      await withEngine(command, async (lilio) => {
+      await withTarget(command, async (target) => {
         const progress = new Progress(`put ${bucket}/${key}`, size);
-        const record = await lilio.putObject(bucket, key, counted(source, progress));
+        const stored = await target.putObject(bucket, key, counted(source, progress), size);
         progress.finish();
-        console.error(`stored ${bucket}/${key}: ${formatSize(record.size)} in ${record.chunks.length} chunk(s)`);
+        console.error(`stored ${bucket}/${key}: ${formatSize(stored.size)} in ${stored.chunks} chunk(s)`);
       });
     });
 
@@ -48,10 +48,10 @@ export function registerObjectCommands(program: Command): void {
     .description('download BUCKET/KEY to a local file (or - for stdout)')
     .action(async (source: string, local: string, _options: unknown, command: Command) => {
       const { bucket, key } = parseObjectPath(source);
-      await withEngine(command, async (lilio) => {
-        const head = await lilio.headObject(bucket, key);
-        const progress = new Progress(`get ${bucket}/${key}`, head.size);
-        const body = counted(lilio.getObject(bucket, key), progress);
+      await withTarget(command, async (target) => {
+        const object = await target.getObject(bucket, key);
+        const progress = new Progress(`get ${bucket}/${key}`, object.size);
+        const body = counted(object.body, progress);
         if (local === '-') {
           await pipeline(body, process.stdout);
         } else {
@@ -77,26 +77,19 @@ export function registerObjectCommands(program: Command): void {
     .action(async (path: string, options: { recursive?: boolean; long?: boolean }, command: Command) => {
       const { bucket, key: prefix } = splitObjectPath(path);
       validateBucketName(bucket);
-      await withEngine(command, async (lilio) => {
-        let startAfter: string | undefined;
+      await withTarget(command, async (target) => {
+        let continuation: string | undefined;
         const rows: string[][] = [];
         do {
-          const page = await lilio.list(bucket, {
-            prefix,
-            delimiter: options.recursive ? undefined : '/',
-            startAfter,
-            limit: 1000,
-          });
+          const page = await target.list(bucket, { prefix, recursive: options.recursive ?? false, continuation });
           for (const p of page.prefixes) rows.push(options.long ? ['drwxr-xr-x', '-', '', p] : [p]);
           for (const o of page.objects) {
             rows.push(
-              options.long
-                ? [formatMode(o.attrs.mode, o.kind), String(o.size), formatTime(o.attrs.mtimeMs), o.key]
-                : [o.key],
+              options.long ? [formatMode(o.mode, o.kind), String(o.size), formatTime(o.mtimeMs), o.key] : [o.key],
             );
           }
-          startAfter = page.next;
-        } while (startAfter);
+          continuation = page.continuation;
+        } while (continuation);
         if (rows.length > 0) console.log(table(rows));
       });
     });
@@ -107,8 +100,8 @@ export function registerObjectCommands(program: Command): void {
     .option('--json', 'print the whole metadata record as JSON')
     .action(async (target: string, options: { json?: boolean }, command: Command) => {
       const { bucket, key } = parseObjectPath(target);
-      await withEngine(command, async (lilio) => {
-        const record = await lilio.headObject(bucket, key);
+      await withTarget(command, async (target) => {
+        const record = await target.statObject(bucket, key);
         if (options.json) {
           console.log(JSON.stringify(record, null, 2));
           return;
@@ -146,9 +139,8 @@ export function registerObjectCommands(program: Command): void {
     .description('remove BUCKET/KEY (its chunks are deleted after the garbage grace period)')
     .action(async (target: string, _options: unknown, command: Command) => {
       const { bucket, key } = parseObjectPath(target);
-      await withEngine(command, async (lilio) => {
-        const removed = await lilio.deleteObject(bucket, key);
-        if (!removed) throw new NotFoundError(`object "${bucket}/${key}" does not exist`);
+      await withTarget(command, async (target) => {
+        await target.deleteObject(bucket, key);
         console.error(`removed ${bucket}/${key}`);
       });
     });

@@ -212,9 +212,28 @@ export class Lilio {
   /** Streams an object's bytes (optionally a range), recording the get when the stream ends. */
   async *getObject(bucket: string, key: string, range?: { start: number; end: number }): AsyncGenerator<Buffer> {
     const started = performance.now();
+    let reader: ObjectReader;
+    try {
+      reader = await this.openObject(bucket, key);
+    } catch (err) {
+      this.collector.recordObjectOp(bucket, 'get', (performance.now() - started) / 1000, false);
+      throw err;
+    }
+    yield* this.readObject(reader, range, started);
+  }
+
+  /**
+   * Streams the version an opened reader holds (the HTTP API opens first, to
+   * answer headers and ranges from that version's size), recording the get.
+   */
+  async *readObject(
+    reader: ObjectReader,
+    range?: { start: number; end: number },
+    started = performance.now(),
+  ): AsyncGenerator<Buffer> {
+    const bucket = reader.record.bucket;
     let ok = false;
     try {
-      const reader = await this.openObject(bucket, key);
       yield* reader.stream(range?.start, range?.end);
       this.collector.recordObjectSize(bucket, reader.size);
       ok = true;
@@ -279,6 +298,7 @@ export class Lilio {
       }
     }
     this.collector.recordGarbageCollected(deleted);
+    this.collector.setGarbageBacklog(await this.meta.garbageCount());
     return { deleted, retried };
   }
 

@@ -32,8 +32,14 @@ export interface Collector {
   recordBackendBytes(direction: 'read' | 'written', bytes: number): void;
   /** One metadata store call. */
   recordMetaOp(op: string, seconds: number): void;
-  /** Chunks removed by garbage collection. */
+  /** One garbage collection run finished, having removed this many chunks. */
   recordGarbageCollected(chunks: number): void;
+  /** Chunks waiting on the garbage queue (in or past their grace period). */
+  setGarbageBacklog(count: number): void;
+  /** Scrub progress: chunks checked since the last call, and damaged (missing or corrupt) replicas among them. */
+  recordScrubbed(chunks: number, damagedReplicas: number): void;
+  /** A scrub pass over everything it was asked to check finished. */
+  recordScrubFinished(): void;
   /** Chunks found with fewer good replicas than intended (by read, scrub or repair queue). */
   recordUnderReplicated(count: number): void;
   /** Pending repair queue length. */

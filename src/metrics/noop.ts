@@ -15,6 +15,9 @@ export class NoopCollector implements Collector {
   recordBackendBytes(): void {}
   recordMetaOp(): void {}
   recordGarbageCollected(): void {}
+  setGarbageBacklog(): void {}
+  recordScrubbed(): void {}
+  recordScrubFinished(): void {}
   recordUnderReplicated(): void {}
   setRepairBacklog(): void {}
 }

@@ -33,8 +33,16 @@ export class PrometheusCollector implements Collector {
   private readonly backendBytes: Counter<'direction'>;
   private readonly metaDuration: Histogram<'op'>;
   private readonly gcChunks: Counter;
+  private readonly gcRuns: Counter;
+  private readonly gcLastRun: Gauge;
+  private readonly garbageBacklog: Gauge;
+  private readonly scrubChunks: Counter;
+  private readonly scrubDamaged: Counter;
+  private readonly scrubRuns: Counter;
+  private readonly scrubLastRun: Gauge;
   private readonly underReplicated: Counter;
   private readonly repairBacklog: Gauge;
+  private readonly knownBackends = new Set<string>();
 
   constructor(options: { defaultMetrics?: boolean; registry?: Registry } = {}) {
     this.registry = options.registry ?? new Registry();
@@ -144,6 +152,41 @@ export class PrometheusCollector implements Collector {
       help: 'Unreferenced chunks deleted by garbage collection.',
       registers,
     });
+    this.gcRuns = new Counter({
+      name: 'lilio_gc_runs_total',
+      help: 'Garbage collection runs finished.',
+      registers,
+    });
+    this.gcLastRun = new Gauge({
+      name: 'lilio_gc_last_run_timestamp_seconds',
+      help: 'When the last garbage collection run finished (Unix time; 0 before the first).',
+      registers,
+    });
+    this.garbageBacklog = new Gauge({
+      name: 'lilio_garbage_backlog',
+      help: 'Chunks waiting on the garbage queue, as of the last garbage collection run.',
+      registers,
+    });
+    this.scrubChunks = new Counter({
+      name: 'lilio_scrub_chunks_checked_total',
+      help: 'Chunks whose replicas a scrub has checked.',
+      registers,
+    });
+    this.scrubDamaged = new Counter({
+      name: 'lilio_scrub_damaged_replicas_total',
+      help: 'Missing or corrupt replicas found by scrubs.',
+      registers,
+    });
+    this.scrubRuns = new Counter({
+      name: 'lilio_scrub_runs_total',
+      help: 'Scrub passes finished.',
+      registers,
+    });
+    this.scrubLastRun = new Gauge({
+      name: 'lilio_scrub_last_run_timestamp_seconds',
+      help: 'When the last scrub pass finished (Unix time; 0 before the first).',
+      registers,
+    });
     this.underReplicated = new Counter({
       name: 'lilio_under_replicated_chunks_total',
       help: 'Chunks found with fewer good replicas than their replica set names.',
@@ -154,6 +197,27 @@ export class PrometheusCollector implements Collector {
       help: 'Replica repairs waiting to be done.',
       registers,
     });
+    this.zeroKnownLabels();
+  }
+
+  private zeroKnownLabels(): void {
+    for (const status of ['success', 'failure']) this.quorumWrites.labels(status).inc(0);
+    for (const result of ['hit', 'miss']) this.cacheRequests.labels(result).inc(0);
+    for (const direction of ['read', 'written']) this.backendBytes.labels(direction).inc(0);
+  }
+
+  /**
+   * Label values known up front start at zero, so rate() and ratios work
+   * before the first event: the quorum success rate has a denominator from
+   * the first write, a read repair shows as a rise from 0, not as a new series.
+   */
+  private zeroBackend(backend: string): void {
+    if (this.knownBackends.has(backend)) return;
+    this.knownBackends.add(backend);
+    this.readRepairs.labels(backend).inc(0);
+    this.readRepairFailures.labels(backend).inc(0);
+    this.corruptReplicas.labels(backend).inc(0);
+    for (const op of ['put', 'get', 'delete', 'stat']) this.backendErrors.labels(backend, op).inc(0);
   }
 
   recordObjectOp(bucket: string, op: ObjectOperation, seconds: number, ok: boolean): void {
@@ -175,6 +239,7 @@ export class PrometheusCollector implements Collector {
   }
 
   recordBackendHealth(backend: string, healthy: boolean): void {
+    this.zeroBackend(backend);
     this.backendHealth.labels(backend).set(healthy ? 1 : 0);
   }
 
@@ -209,6 +274,22 @@ export class PrometheusCollector implements Collector {
 
   recordGarbageCollected(chunks: number): void {
     this.gcChunks.inc(chunks);
+    this.gcRuns.inc();
+    this.gcLastRun.set(Date.now() / 1000);
+  }
+
+  setGarbageBacklog(count: number): void {
+    this.garbageBacklog.set(count);
+  }
+
+  recordScrubbed(chunks: number, damagedReplicas: number): void {
+    this.scrubChunks.inc(chunks);
+    this.scrubDamaged.inc(damagedReplicas);
+  }
+
+  recordScrubFinished(): void {
+    this.scrubRuns.inc();
+    this.scrubLastRun.set(Date.now() / 1000);
   }
 
   recordUnderReplicated(count: number): void {

@@ -1,0 +1,104 @@
+import type { AddressInfo } from 'node:net';
+import type { Command } from 'commander';
+import { describeError, InvalidError } from '../core/errors.js';
+import { Lilio } from '../engine/lilio.js';
+import { PrometheusHttpMetrics } from '../metrics/http.js';
+import { PrometheusCollector } from '../metrics/prometheus.js';
+import { ApiServer } from '../server/api.js';
+import { serveMetrics } from '../server/metrics-http.js';
+import { TokenSet } from '../server/tokens.js';
+import { configFrom, type GlobalOptions } from './context.js';
+
+interface ServerFlags {
+  listen: string;
+  metricsPort?: string;
+  metricsHost?: string;
+  grace: string;
+}
+
+/** HOST:PORT, [IPv6]:PORT or :PORT (all interfaces); port 0 picks a free one. */
+export function parseListen(text: string, what = '--listen'): { host: string; port: number } {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[3]);
+  if (!match || port > 65_535) throw new InvalidError(`${what}: "${text}" is not HOST:PORT`);
+  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
+}
+
+function parsePort(text: string, what: string): number {
+  const port = Number(text);
+  if (!/^\d{1,5}$/.test(text) || port > 65_535) throw new InvalidError(`${what}: "${text}" is not a port`);
+  return port;
+}
+
+function url(address: AddressInfo): string {
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+async function runServer(flags: ServerFlags, command: Command): Promise<void> {
+  const { tokenFile } = command.optsWithGlobals<GlobalOptions>();
+  if (!tokenFile) throw new InvalidError('lilio server needs --token-file FILE (bearer tokens, one per line)');
+  const tokens = TokenSet.fromFile(tokenFile);
+  const listen = parseListen(flags.listen);
+  const metricsPort = flags.metricsPort === undefined ? undefined : parsePort(flags.metricsPort, '--metrics-port');
+  const graceSeconds = Number(flags.grace);
+  if (!Number.isFinite(graceSeconds) || graceSeconds < 0)
+    throw new InvalidError(`--grace: "${flags.grace}" is not seconds`);
+  const config = configFrom(command);
+
+  const collector = new PrometheusCollector();
+  const lilio = await Lilio.open(config, { collector });
+  const api = new ApiServer(lilio, {
+    tokens,
+    metrics: new PrometheusHttpMetrics(collector.registry),
+    log: (line) => process.stderr.write(`lilio server: ${line}\n`),
+  });
+  let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
+  let address: AddressInfo;
+  try {
+    if (metricsPort !== undefined) {
+      metricsServer = await serveMetrics(collector.registry, metricsPort, flags.metricsHost ?? listen.host);
+    }
+    address = await api.listen(listen.port, listen.host);
+  } catch (err) {
+    metricsServer?.close();
+    await lilio.close();
+    throw err;
+  }
+  lilio.startBackgroundGc();
+  collector.setGarbageBacklog(await lilio.meta.garbageCount());
+  const metricsAddress = metricsServer?.address() as AddressInfo | undefined;
+  process.stderr.write(
+    `lilio: serving ${url(address)} (${config.source}, N=${config.quorum.n} W=${config.quorum.w} R=${config.quorum.r}${
+      metricsAddress ? `, metrics on ${url(metricsAddress)}/metrics` : ''
+    })\n`,
+  );
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = async (why: string) => {
+      if (stopping) return;
+      stopping = true;
+      process.stderr.write(`lilio: ${why}: finishing requests in progress (up to ${graceSeconds} s)\n`);
+      await api.close(graceSeconds * 1000);
+      metricsServer?.close();
+      await lilio.close().catch((err) => process.stderr.write(`lilio: close: ${describeError(err)}\n`));
+      process.stderr.write('lilio: server stopped\n');
+      resolve();
+    };
+    process.once('SIGINT', () => void stop('interrupted'));
+    process.once('SIGTERM', () => void stop('terminated'));
+  });
+}
+
+export function registerServerCommand(program: Command): void {
+  program
+    .command('server')
+    .description('serve the HTTP API over the configured stores (bearer tokens from --token-file)')
+    .option('--listen <host:port>', 'address of the API', '127.0.0.1:8080')
+    .option('--metrics-port <port>', 'serve Prometheus metrics on this port (GET /metrics)')
+    .option('--metrics-host <host>', 'address of the metrics endpoint (default: the --listen host)')
+    .option('--token-file <file>', 'bearer tokens the API accepts, one per line (required)')
+    .option('--grace <seconds>', 'on SIGTERM, how long requests in progress may take to finish', '10')
+    .action((flags: ServerFlags, command: Command) => runServer(flags, command));
+}
