@@ -29,7 +29,7 @@ function startUpload(url: string, token: string, key: string, total: number, fir
 }
 
 t.test('SIGTERM finishes uploads in progress within the grace period and cuts the rest', async (t) => {
-  const server = await startServer(t, { args: ['--grace', '2'] });
+  const server = await startServer(t, { args: ['--grace', '5'] });
   t.equal((await server.fetch('/photos', { method: 'PUT' })).status, 201);
   const data = pattern(2 * 1024 * 1024 + 9, 21);
   const half = 1024 * 1024;
@@ -55,7 +55,7 @@ t.test('SIGTERM finishes uploads in progress within the grace period and cuts th
   t.notMatch(cut, /^HTTP\/1\.1 200 /, 'the upload still running after the grace period was cut off');
   const exit = await server.exited;
   t.same(exit, { code: 0, signal: null }, 'exit 0');
-  t.match(server.stderr(), /terminated: finishing requests in progress \(up to 2 s\)/);
+  t.match(server.stderr(), /terminated: finishing requests in progress \(up to 5 s\)/);
 
   const back = await server.localCli(['get', 'photos/finished.bin', '-']);
   t.equal(back.code, 0, back.stderr);
