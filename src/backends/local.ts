@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, opendir, readFile, rename, stat, statfs, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, opendir, readFile, rename, stat, statfs, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
 import {
   ConfigError,
   describeError,
@@ -14,7 +15,13 @@ import {
   UnavailableError,
 } from '../core/errors.js';
 import { isChunkId, validateChunkId } from '../core/names.js';
-import type { BackendHealth, BackendInfo, CallOptions, StorageBackend } from './backend.js';
+import type { BackendHealth, BackendInfo, CallOptions, ChunkEntry, StorageBackend } from './backend.js';
+
+/** A chunk opened for streaming out (a storage node's GET). */
+export interface ChunkReadStream {
+  size: number;
+  stream: Readable;
+}
 
 export interface LocalBackendOptions {
   name: string;
@@ -65,23 +72,59 @@ export class LocalBackend implements StorageBackend {
   }
 
   async put(id: string, data: Uint8Array, options?: CallOptions): Promise<void> {
+    await this.writeAtomically(id, options, true, (handle) => handle.writeFile(data));
+  }
+
+  /**
+   * Stores a chunk that arrives in pieces (a storage node streaming a request
+   * body), with the same temp-file-then-rename guarantee as put. `size` is the
+   * announced length: fewer or more bytes fail the write and store nothing, so
+   * a client that disconnects halfway never leaves a truncated chunk.
+   */
+  async putStream(id: string, source: AsyncIterable<Uint8Array>, size: number, options?: CallOptions): Promise<void> {
+    await this.writeAtomically(id, options, false, async (handle) => {
+      let received = 0;
+      for await (const piece of source) {
+        received += piece.byteLength;
+        if (received > size) throw new InvalidError(`chunk ${id}: more than the announced ${size} bytes`);
+        // One piece at a time: the source waits while the disk catches up (backpressure).
+        await writeAll(handle, piece);
+      }
+      if (received !== size) throw new InvalidError(`chunk ${id}: ${received} of the announced ${size} bytes arrived`);
+    });
+  }
+
+  private async writeAtomically(
+    id: string,
+    options: CallOptions | undefined,
+    /** Whether `fill` may run twice (a buffer can be written again, a stream cannot). */
+    replayable: boolean,
+    fill: (handle: FileHandle) => Promise<void>,
+  ): Promise<void> {
     validateChunkId(id);
     options?.signal?.throwIfAborted();
     await this.ensureRoot();
     const dir = this.dirOf(id);
     const target = join(dir, id);
-    // Two attempts: the first may trust a cached directory someone has since removed.
+    // Two attempts: the first may trust a cached directory someone has since removed. A
+    // streamed source can be consumed only once, but a missing directory fails the open,
+    // before its first byte is read.
     for (let attempt = 0; ; attempt++) {
       const temp = join(dir, `.${id}.${randomBytes(6).toString('hex')}.tmp`);
+      let opened = false;
       try {
         await this.ensureDir(dir);
-        await this.writeFile(temp, data);
+        await this.writeFile(temp, async (handle) => {
+          opened = true;
+          await fill(handle);
+        });
+        options?.signal?.throwIfAborted();
         await rename(temp, target);
         if (this.fsync) await syncDir(dir);
         return;
       } catch (err) {
         await unlink(temp).catch(() => {});
-        if (errnoOf(err) === 'ENOENT' && attempt === 0) {
+        if (errnoOf(err) === 'ENOENT' && attempt === 0 && (replayable || !opened)) {
           this.knownDirs.delete(dir);
           continue;
         }
@@ -99,6 +142,30 @@ export class LocalBackend implements StorageBackend {
       return await readFile(file, { signal: options?.signal });
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') throw new NotFoundError(`backend "${this.name}" has no chunk ${id}`);
+      throw this.mapError(err, 'read', file, options?.signal);
+    }
+  }
+
+  /** Opens a chunk for streaming; NotFoundError when it is not held. The caller must consume or destroy the stream. */
+  async getStream(id: string, options?: CallOptions): Promise<ChunkReadStream> {
+    validateChunkId(id);
+    options?.signal?.throwIfAborted();
+    await this.ensureRoot();
+    const file = this.fileOf(id);
+    let handle: FileHandle;
+    try {
+      handle = await open(file, 'r');
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') throw new NotFoundError(`backend "${this.name}" has no chunk ${id}`);
+      throw this.mapError(err, 'read', file, options?.signal);
+    }
+    try {
+      // The size of the file we hold open: a concurrent put renames a new file over the
+      // name, but this handle keeps reading the complete old one.
+      const { size } = await handle.stat();
+      return { size, stream: handle.createReadStream({ autoClose: true }) };
+    } catch (err) {
+      await handle.close();
       throw this.mapError(err, 'read', file, options?.signal);
     }
   }
@@ -130,7 +197,23 @@ export class LocalBackend implements StorageBackend {
   }
 
   async *list(options?: CallOptions): AsyncIterable<string> {
-    const signal = options?.signal;
+    for await (const chunk of this.walk(options?.signal)) yield chunk.id;
+  }
+
+  async *listEntries(options?: CallOptions): AsyncIterable<ChunkEntry> {
+    for await (const chunk of this.walk(options?.signal)) {
+      try {
+        const found = await stat(chunk.file);
+        yield { id: chunk.id, size: found.size, modifiedMs: found.mtimeMs };
+      } catch (err) {
+        // Deleted between the directory read and the stat: no longer held.
+        if (errnoOf(err) !== 'ENOENT') throw this.mapError(err, 'stat', chunk.file, options?.signal);
+      }
+    }
+  }
+
+  /** Every well-formed chunk file, streamed directory by directory. */
+  private async *walk(signal: AbortSignal | undefined): AsyncGenerator<{ id: string; file: string }> {
     signal?.throwIfAborted();
     await this.ensureRoot();
     for await (const first of this.entries(this.path, signal)) {
@@ -139,9 +222,10 @@ export class LocalBackend implements StorageBackend {
       for await (const second of this.entries(firstDir, signal)) {
         if (!FAN_OUT_PATTERN.test(second)) continue;
         const prefix = first + second;
+        const dir = join(firstDir, second);
         // Only well-formed ids in their own directory: temp files and strays are not chunks.
-        for await (const name of this.entries(join(firstDir, second), signal)) {
-          if (isChunkId(name) && name.startsWith(prefix)) yield name;
+        for await (const name of this.entries(dir, signal)) {
+          if (isChunkId(name) && name.startsWith(prefix)) yield { id: name, file: join(dir, name) };
         }
       }
     }
@@ -154,7 +238,7 @@ export class LocalBackend implements StorageBackend {
     const probe = join(this.path, `.health.${randomBytes(6).toString('hex')}.tmp`);
     try {
       await this.ensureRoot();
-      await this.writeFile(probe, HEALTH_PROBE);
+      await this.writeFile(probe, (handle) => handle.writeFile(HEALTH_PROBE));
       const back = await readFile(probe);
       await unlink(probe);
       if (!back.equals(HEALTH_PROBE)) throw new UnavailableError(`backend "${this.name}": probe read back wrong bytes`);
@@ -193,11 +277,11 @@ export class LocalBackend implements StorageBackend {
     return join(this.path, id.slice(0, 2), id.slice(2, 4), id);
   }
 
-  private async writeFile(file: string, data: Uint8Array): Promise<void> {
+  private async writeFile(file: string, fill: (handle: FileHandle) => Promise<void>): Promise<void> {
     // 'wx': a temp name that somehow exists is never silently shared.
     const handle = await open(file, 'wx', FILE_MODE);
     try {
-      await handle.writeFile(data);
+      await fill(handle);
       if (this.fsync) await handle.sync();
     } finally {
       await handle.close();
@@ -283,6 +367,14 @@ export class LocalBackend implements StorageBackend {
       default:
         return new UnavailableError(`${where}: ${describeError(err)}`, { cause: err });
     }
+  }
+}
+
+async function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < data.byteLength) {
+    const { bytesWritten } = await handle.write(data, offset, data.byteLength - offset);
+    offset += bytesWritten;
   }
 }
 

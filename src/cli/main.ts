@@ -4,6 +4,7 @@ import { registerBucketCommands } from './bucket.js';
 import { registerGcCommand } from './gc.js';
 import { registerMetaCommands } from './meta.js';
 import { registerMountCommands } from './mount.js';
+import { registerNodeCommand } from './node.js';
 import { registerObjectCommands } from './object.js';
 import { registerStatusCommand } from './status.js';
 
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerMetaCommands(program);
   registerGcCommand(program);
   registerMountCommands(program);
+  registerNodeCommand(program);
   for (const command of program.commands) {
     command.exitOverride();
     for (const sub of command.commands) sub.exitOverride();

@@ -1,0 +1,80 @@
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { LocalBackend } from '../backends/local.js';
+import { readTokenFile } from '../config/token.js';
+import { ConfigError, InvalidError } from '../core/errors.js';
+import { PrometheusNodeMetrics } from '../metrics/node.js';
+import { PrometheusCollector } from '../metrics/prometheus.js';
+import { serveMetrics } from '../server/metrics-http.js';
+import { StorageNode } from '../server/node.js';
+
+interface NodeFlags {
+  dir: string;
+  listen: string;
+  tokenFile: string;
+  metricsPort?: string;
+  metricsHost: string;
+  fsync?: boolean;
+}
+
+/** "HOST:PORT", "[::1]:PORT" or ":PORT" (all interfaces). */
+export function parseListen(listen: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
+  const port = Number(match?.[3]);
+  if (!match || port > 65_535) throw new InvalidError(`--listen: "${listen}" is not HOST:PORT`);
+  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
+}
+
+async function runNode(flags: NodeFlags): Promise<void> {
+  const { host, port } = parseListen(flags.listen);
+  const tokenFile = resolve(flags.tokenFile);
+  const token = readTokenFile(tokenFile);
+  if ((statSync(tokenFile).mode & 0o077) !== 0) {
+    process.stderr.write(`lilio node: warning: ${tokenFile} is readable by other users (chmod 600 it)\n`);
+  }
+  const dir = resolve(flags.dir);
+  const backend = new LocalBackend({ name: 'node', path: dir, fsync: flags.fsync ?? false });
+  // Fail now, not at the first request, when the directory is unusable.
+  const health = await backend.health();
+  if (!health.ok) throw new ConfigError(`cannot serve ${dir}: ${health.error}`);
+
+  const collector = new PrometheusCollector();
+  const node = new StorageNode({ backend, token, metrics: new PrometheusNodeMetrics(collector.registry) });
+  const address = await node.listen(port, host);
+  const metricsServer =
+    flags.metricsPort !== undefined
+      ? await serveMetrics(collector.registry, Number(flags.metricsPort), flags.metricsHost)
+      : undefined;
+  const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  process.stderr.write(
+    `lilio node: serving ${dir} on http://${shown}:${address.port}${
+      metricsServer ? ` (metrics on ${flags.metricsHost}:${flags.metricsPort})` : ''
+    }\n`,
+  );
+
+  await new Promise<void>((done) => {
+    const stop = (why: string) => {
+      process.stderr.write(`lilio node: ${why}: finishing requests in progress\n`);
+      metricsServer?.close();
+      node.close().then(done, done);
+    };
+    process.once('SIGINT', () => stop('interrupted'));
+    process.once('SIGTERM', () => stop('terminated'));
+  });
+}
+
+export function registerNodeCommand(program: Command): void {
+  program
+    .command('node')
+    .description('serve a directory as a storage node that other Lilio processes use as an "http" backend')
+    .requiredOption('--dir <dir>', 'directory that holds the chunks (created if missing)')
+    .requiredOption('--listen <host:port>', 'address to listen on, e.g. 0.0.0.0:7400')
+    .requiredOption('--token-file <file>', 'file holding the bearer token clients must send')
+    .option('--metrics-port <port>', 'serve Prometheus metrics on this port')
+    .option('--metrics-host <host>', 'address for the metrics server', '127.0.0.1')
+    .option('--fsync', 'fsync every chunk before acknowledging it (survives power loss; slower)')
+    .action(async (flags: NodeFlags) => {
+      await runNode(flags);
+    });
+}
