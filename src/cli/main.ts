@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { describeError, LilioError } from '../core/errors.js';
+import { registerAdminCommands } from './admin.js';
 import { registerBucketCommands } from './bucket.js';
 import { registerGcCommand } from './gc.js';
 import { registerMetaCommands } from './meta.js';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerStatusCommand(program);
   registerMetaCommands(program);
   registerGcCommand(program);
+  registerAdminCommands(program);
   registerMountCommands(program);
   registerNodeCommand(program);
   for (const command of program.commands) {

@@ -151,6 +151,43 @@ t.test('local-only behaviour', async (t) => {
     t.equal((await backend.get(b)).toString(), 'b');
   });
 
+  t.test('putStream stores exactly the announced bytes, or nothing', async (t) => {
+    const backend = new LocalBackend({ name: 'disk', path: dir });
+    const data = randomBytes(300_000);
+    async function* pieces(bytes: Buffer, fail?: Error): AsyncGenerator<Buffer> {
+      for (let i = 0; i < bytes.length; i += 65_536) {
+        if (fail && i > 100_000) throw fail;
+        yield bytes.subarray(i, i + 65_536);
+      }
+    }
+    const id = chunkId();
+    await backend.putStream(id, pieces(data), data.length);
+    t.ok((await backend.get(id)).equals(data), 'streamed chunk reads back');
+
+    const short = chunkId();
+    await t.rejects(backend.putStream(short, pieces(data.subarray(0, 1000)), data.length), {
+      code: 'INVALID',
+      message: /1000 of the announced/,
+    });
+    const long = chunkId();
+    await t.rejects(backend.putStream(long, pieces(data), 1000), { code: 'INVALID', message: /more than/ });
+    const cut = chunkId();
+    await t.rejects(backend.putStream(cut, pieces(data, new Error('client went away')), data.length), {
+      code: 'UNAVAILABLE',
+      message: /client went away/,
+    });
+    for (const failed of [short, long, cut]) t.equal(await backend.stat(failed), undefined, 'nothing stored');
+    t.same(await filesUnder(dir), [`${id.slice(0, 2)}/${id.slice(2, 4)}/${id}`], 'and no temp file left');
+
+    const { size, stream } = await backend.getStream(id);
+    t.equal(size, data.length);
+    const parts: Buffer[] = [];
+    for await (const part of stream) parts.push(part as Buffer);
+    t.ok(Buffer.concat(parts).equals(data), 'getStream streams the bytes');
+    await t.rejects(backend.getStream(chunkId()), { code: 'NOT_FOUND' });
+    await t.rejects(backend.getStream('../x'), { code: 'INVALID' });
+  });
+
   t.test('info reports the filesystem capacity', async (t) => {
     const backend = new LocalBackend({ name: 'disk', path: dir });
     const info = await backend.info();
