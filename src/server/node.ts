@@ -187,7 +187,10 @@ export class StorageNode {
       case 'PUT': {
         const size = this.announcedSize(req);
         if (expectsContinue) res.writeContinue();
-        await this.backend.putStream(id, req, size);
+        // Not destroyed when the write fails halfway (a full disk): the node still answers, and
+        // refuseBody discards the rest of the body, instead of a reset connection telling nothing.
+        const body = { [Symbol.asyncIterator]: () => req.iterator({ destroyOnReturn: false }) };
+        await this.backend.putStream(id, body, size);
         this.metrics.recordBytes('received', size);
         res.writeHead(204).end();
         return;
