@@ -1,11 +1,11 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { LocalBackend } from '../backends/local.js';
 import { readTokenFile } from '../config/token.js';
 import { ConfigError, InvalidError } from '../core/errors.js';
 import { PrometheusNodeMetrics } from '../metrics/node.js';
-import { PrometheusCollector } from '../metrics/prometheus.js';
 import { serveMetrics } from '../server/metrics-http.js';
 import { StorageNode } from '../server/node.js';
 
@@ -39,12 +39,14 @@ async function runNode(flags: NodeFlags): Promise<void> {
   const health = await backend.health();
   if (!health.ok) throw new ConfigError(`cannot serve ${dir}: ${health.error}`);
 
-  const collector = new PrometheusCollector();
-  const node = new StorageNode({ backend, token, metrics: new PrometheusNodeMetrics(collector.registry) });
+  // The node's own series and the process's, without the engine's (a node runs no engine).
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const node = new StorageNode({ backend, token, metrics: new PrometheusNodeMetrics(registry) });
   const address = await node.listen(port, host);
   const metricsServer =
     flags.metricsPort !== undefined
-      ? await serveMetrics(collector.registry, Number(flags.metricsPort), flags.metricsHost)
+      ? await serveMetrics(registry, Number(flags.metricsPort), flags.metricsHost)
       : undefined;
   const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   process.stderr.write(

@@ -101,3 +101,17 @@ t.test('a replica set naming a backend that left the config is reported, not ask
   t.equal(report.underReplicated, 1, 'still under-replicated: only rebalance can place it elsewhere');
   t.match(report.findings[0]!.problems[0], { backend: 'retired', kind: 'unknown_backend' });
 });
+
+t.test('progress metrics: chunks checked, problems by kind, repairs', async (t) => {
+  const { Registry } = await import('prom-client');
+  const { PrometheusAdminMetrics } = await import('../../src/metrics/admin.js');
+  const { lilio, stores, record } = await engineWithData(t);
+  const chunk = record.chunks[3]!;
+  await stores.get(chunk.replicas[2]!)!.delete(chunk.id);
+  const registry = new Registry();
+  await scrub(lilio, { repair: true, metrics: new PrometheusAdminMetrics(registry) });
+  const text = await registry.metrics();
+  t.match(text, /lilio_scrub_chunks_checked_total 8/);
+  t.match(text, /lilio_scrub_problems_total\{kind="missing"\} 1/);
+  t.match(text, /lilio_scrub_repairs_total\{result="ok"\} 1/);
+});

@@ -169,3 +169,50 @@ t.test('the config accepts http storages and refuses bad ones by field', async (
     { message: /token/ },
   );
 });
+
+t.test("the node's answers map onto the LilioError family", async (t) => {
+  const { createServer: createHttpServer } = await import('node:http');
+  // path -> [status, body]
+  const answers: Record<string, [number, string]> = {
+    507: [507, JSON.stringify({ error: { code: 'NO_SPACE', message: 'disk full' } })],
+    503: [503, JSON.stringify({ error: { code: 'UNAVAILABLE', message: 'cannot write' } })],
+    500: [500, 'not json at all'],
+    404: [404, JSON.stringify({ error: { code: 'NOT_FOUND', message: 'no chunk' } })],
+    413: [413, ''],
+    400: [400, JSON.stringify({ error: { code: 'INVALID', message: 'invalid chunk id' } })],
+    401: [401, ''],
+    504: [504, JSON.stringify({ error: { code: 'TIMEOUT', message: 'slow disk' } })],
+    418: [418, JSON.stringify({ error: { code: 'READ_ONLY', message: 'remounted read-only' } })],
+  };
+  let status = '500';
+  const server = createHttpServer((req, res) => {
+    req.resume();
+    const [code, body] = answers[status]!;
+    res.writeHead(code, { 'content-type': 'application/json' }).end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => server.close());
+  const port = (server.address() as { port: number }).port;
+  const backend = new HttpBackend({ name: 'n', url: `http://127.0.0.1:${port}/`, token: 'x'.repeat(16), timeoutMs: 2_000 });
+  t.teardown(() => backend.close());
+  const expected: Record<string, [string, RegExp]> = {
+    507: ['NO_SPACE', /backend "n": PUT: disk full/],
+    503: ['UNAVAILABLE', /cannot write/],
+    500: ['UNAVAILABLE', /HTTP 500/],
+    404: ['NOT_FOUND', /no chunk/],
+    413: ['INVALID', /HTTP 413/],
+    400: ['INVALID', /invalid chunk id/],
+    401: ['PERMISSION', /refused the token/],
+    504: ['TIMEOUT', /slow disk/],
+    418: ['READ_ONLY', /read-only/],
+  };
+  for (const [answer, [code, message]] of Object.entries(expected)) {
+    status = answer;
+    await t.rejects(backend.put(chunkId(), Buffer.from('x')), { code, message }, `HTTP ${answer} -> ${code}`);
+  }
+  status = '404';
+  t.equal(await backend.stat(chunkId()), undefined, 'HEAD 404 is "not held"');
+  status = '503';
+  const health = await backend.health();
+  t.equal(health.ok, false);
+});
