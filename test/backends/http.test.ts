@@ -193,7 +193,12 @@ t.test("the node's answers map onto the LilioError family", async (t) => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => server.close());
   const port = (server.address() as { port: number }).port;
-  const backend = new HttpBackend({ name: 'n', url: `http://127.0.0.1:${port}/`, token: 'x'.repeat(16), timeoutMs: 2_000 });
+  const backend = new HttpBackend({
+    name: 'n',
+    url: `http://127.0.0.1:${port}/`,
+    token: 'x'.repeat(16),
+    timeoutMs: 2_000,
+  });
   t.teardown(() => backend.close());
   const expected: Record<string, [string, RegExp]> = {
     507: ['NO_SPACE', /backend "n": PUT: disk full/],

@@ -246,6 +246,7 @@ t.test('three lilio nodes as the backends of a mount', async (t) => {
       'the old version is still committed',
     );
     t.equal(await cluster.meta.getObject('two', 'new.bin'), undefined, 'the failed new file was never committed');
+    t.same(readdirSync(bucket), ['file.bin'], 'and the mount does not show it');
     await ok(t, run('cmp', [v1, file]), 'the old version reads back whole through the mount');
     t.equal(chunkFiles(nodes[0]!.dir), held[0], 'the surviving node kept nothing of the failed writes');
     // A fresh process knows nothing of which nodes are down: it reads from the one that answers.
