@@ -1,21 +1,10 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { performance } from 'node:perf_hooks';
-import {
-  ConfigError,
-  describeError,
-  type ErrorCode,
-  InvalidError,
-  LilioError,
-  NoSpaceError,
-  NotFoundError,
-  PermissionError,
-  ReadOnlyError,
-  TimeoutError,
-  UnavailableError,
-} from '../core/errors.js';
+import { ConfigError, describeError, LilioError, TimeoutError, UnavailableError } from '../core/errors.js';
 import { validateChunkId } from '../core/names.js';
 import type { BackendHealth, BackendInfo, CallOptions, ChunkEntry, StorageBackend } from './backend.js';
+import { nodeError } from './http-errors.js';
 
 export interface HttpBackendOptions {
   name: string;
@@ -319,32 +308,8 @@ export class HttpBackend implements StorageBackend {
     return this.statusError(ex.res.statusCode ?? 0, what, body);
   }
 
-  /** The node's own error when its body names one, else one that fits the status. */
   private statusError(status: number, what: string, body: unknown): LilioError {
-    const error = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-    const message = `backend "${this.name}": ${what}: ${
-      typeof error?.message === 'string' ? error.message : `HTTP ${status}`
-    }`;
-    const code = typeof error?.code === 'string' ? (error.code as ErrorCode) : codeOfStatus(status);
-    if (status === 401) return new PermissionError(`backend "${this.name}": ${this.url} refused the token (HTTP 401)`);
-    switch (code) {
-      case 'NOT_FOUND':
-        return new NotFoundError(message);
-      case 'INVALID':
-      case 'NAME_TOO_LONG':
-        return new InvalidError(message);
-      case 'NO_SPACE':
-        return new NoSpaceError(message);
-      case 'PERMISSION':
-        return new PermissionError(message);
-      case 'READ_ONLY':
-        return new ReadOnlyError(message);
-      case 'TIMEOUT':
-        return new TimeoutError(message);
-      default:
-        // Whatever else went wrong over there, this backend cannot serve the call now.
-        return new UnavailableError(message);
-    }
+    return nodeError(`backend "${this.name}"`, this.url, status, what, body);
   }
 
   private parseLine(text: string): ListingLine {
@@ -413,13 +378,4 @@ interface ListingLine {
   end?: boolean;
   count?: number;
   error?: unknown;
-}
-
-function codeOfStatus(status: number): ErrorCode {
-  if (status === 404) return 'NOT_FOUND';
-  if (status === 400 || status === 405 || status === 411 || status === 413) return 'INVALID';
-  if (status === 401 || status === 403) return 'PERMISSION';
-  if (status === 507) return 'NO_SPACE';
-  if (status === 408 || status === 504) return 'TIMEOUT';
-  return 'UNAVAILABLE';
 }
