@@ -36,6 +36,9 @@ export interface LocalBackendOptions {
 }
 
 const FAN_OUT_PATTERN = /^[0-9a-f]{2}$/;
+/** What put and health leave while they write (src: writeAtomically, health). */
+const CHUNK_TEMP_PATTERN = /^\.[0-9a-f]{32}\.[0-9a-f]{12}\.tmp$/;
+const PROBE_TEMP_PATTERN = /^\.health\.[0-9a-f]{12}\.tmp$/;
 // Chunks of unencrypted buckets are plaintext user data: owner-only.
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
@@ -265,6 +268,40 @@ export class LocalBackend implements StorageBackend {
     } catch (err) {
       throw this.mapError(err, 'statfs', this.path, options?.signal);
     }
+  }
+
+  /**
+   * Removes temporary files older than `olderThanMs` — what a process killed
+   * in the middle of a write leaves (they are never listed as chunks, and
+   * nothing else would ever delete them). Returns how many went.
+   */
+  async sweepTemporaryFiles(olderThanMs: number, options?: CallOptions): Promise<number> {
+    const signal = options?.signal;
+    await this.ensureRoot();
+    const cutoff = Date.now() - olderThanMs;
+    let removed = 0;
+    const sweep = async (dir: string, pattern: RegExp) => {
+      for await (const name of this.entries(dir, signal)) {
+        if (!pattern.test(name)) continue;
+        const file = join(dir, name);
+        try {
+          if ((await stat(file)).mtimeMs < cutoff) {
+            await unlink(file);
+            removed++;
+          }
+        } catch (err) {
+          if (errnoOf(err) !== 'ENOENT') throw this.mapError(err, 'remove', file, signal);
+        }
+      }
+    };
+    await sweep(this.path, PROBE_TEMP_PATTERN);
+    for await (const first of this.entries(this.path, signal)) {
+      if (!FAN_OUT_PATTERN.test(first)) continue;
+      for await (const second of this.entries(join(this.path, first), signal)) {
+        if (FAN_OUT_PATTERN.test(second)) await sweep(join(this.path, first, second), CHUNK_TEMP_PATTERN);
+      }
+    }
+    return removed;
   }
 
   async close(): Promise<void> {}

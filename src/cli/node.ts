@@ -4,10 +4,16 @@ import type { Command } from 'commander';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { LocalBackend } from '../backends/local.js';
 import { readTokenFile } from '../config/token.js';
-import { ConfigError, InvalidError } from '../core/errors.js';
+import { ConfigError, describeError, InvalidError } from '../core/errors.js';
 import { PrometheusNodeMetrics } from '../metrics/node.js';
 import { serveMetrics } from '../server/metrics-http.js';
 import { StorageNode } from '../server/node.js';
+
+/**
+ * A temporary file this old belongs to no write in progress: a chunk PUT may
+ * last at most the node's request timeout (2 minutes).
+ */
+const TEMP_FILE_AGE_MS = 10 * 60_000;
 
 interface NodeFlags {
   dir: string;
@@ -53,6 +59,15 @@ async function runNode(flags: NodeFlags): Promise<void> {
     `lilio node: serving ${dir} on http://${shown}:${address.port}${
       metricsServer ? ` (metrics on ${flags.metricsHost}:${flags.metricsPort})` : ''
     }\n`,
+  );
+
+  // Writes cut short by a crash of an earlier run left temporary files: clear them in the background.
+  backend.sweepTemporaryFiles(TEMP_FILE_AGE_MS).then(
+    (removed) => {
+      if (removed > 0)
+        process.stderr.write(`lilio node: removed ${removed} temporary file(s) left by an earlier run\n`);
+    },
+    (err: unknown) => process.stderr.write(`lilio node: cannot sweep temporary files: ${describeError(err)}\n`),
   );
 
   await new Promise<void>((done) => {

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -186,6 +186,30 @@ t.test('local-only behaviour', async (t) => {
     t.ok(Buffer.concat(parts).equals(data), 'getStream streams the bytes');
     await t.rejects(backend.getStream(chunkId()), { code: 'NOT_FOUND' });
     await t.rejects(backend.getStream('../x'), { code: 'INVALID' });
+  });
+
+  t.test('temporary files a crash left behind are swept once old; chunks and young ones stay', async (t) => {
+    const backend = new LocalBackend({ name: 'disk', path: dir });
+    const id = chunkId();
+    await backend.put(id, Buffer.from('real'));
+    const sub = join(dir, id.slice(0, 2), id.slice(2, 4));
+    const old = join(sub, `.${id}.0123456789ab.tmp`);
+    const young = join(sub, `.${id}.ba9876543210.tmp`);
+    const probe = join(dir, '.health.0123456789ab.tmp');
+    const stray = join(sub, 'notes.tmp');
+    for (const file of [old, young, probe, stray]) await writeFile(file, 'partial');
+    const past = new Date(Date.now() - 3_600_000);
+    for (const file of [old, probe, stray]) await utimes(file, past, past);
+    t.equal(await backend.sweepTemporaryFiles(600_000), 2, 'the old chunk temp file and the old probe');
+    t.same(
+      (await filesUnder(dir)).sort(),
+      [
+        `${id.slice(0, 2)}/${id.slice(2, 4)}/${id}`,
+        `${id.slice(0, 2)}/${id.slice(2, 4)}/.${id}.ba9876543210.tmp`,
+        `${id.slice(0, 2)}/${id.slice(2, 4)}/notes.tmp`,
+      ].sort(),
+      'the chunk, the young temp file and names that are not ours stay',
+    );
   });
 
   t.test('info reports the filesystem capacity', async (t) => {
