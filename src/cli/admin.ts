@@ -77,13 +77,16 @@ export function registerAdminCommands(program: Command): void {
             collector,
           );
           console.log(options.json ? JSON.stringify(report, null, 2) : renderScrub(report, options.repair ?? false));
-          const left = report.underReplicated + report.lost;
-          if (left > 0) {
+          if (report.underReplicated + report.lost > 0) {
+            const p = report.problems;
+            const hints = [];
+            if (!options.repair && p.missing + p.corrupt > 0)
+              hints.push('lilio scrub --repair rewrites missing and corrupt replicas');
+            if (p.unreachable > 0) hints.push(`${p.unreachable} replica(s) are on backends that did not answer`);
+            if (p.unknown_backend > 0) hints.push('lilio rebalance places chunks of removed backends elsewhere');
             throw new LilioError(
               'INTEGRITY',
-              `${report.underReplicated} chunk(s) under-replicated, ${report.lost} lost${
-                options.repair ? '' : ' (lilio scrub --repair rewrites what it can)'
-              }`,
+              `${report.underReplicated} chunk(s) under-replicated, ${report.lost} lost${hints.length ? ` (${hints.join('; ')})` : ''}`,
             );
           }
         } finally {

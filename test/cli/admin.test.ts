@@ -45,7 +45,7 @@ t.test('scrub: clean, then a missing replica fails it, --repair fixes it', async
   unlinkSync(chunkPath(Number(record.chunks[2]!.replicas[0]!.slice(-1)), record.chunks[2]!.id));
   const found = await lilio(['scrub', 'files', '--json']);
   t.equal(found.code, 1, 'problems left: exit 1');
-  t.match(found.stderr, /1 chunk\(s\) under-replicated, 0 lost \(lilio scrub --repair/);
+  t.match(found.stderr, /1 chunk\(s\) under-replicated, 0 lost \(lilio scrub --repair rewrites missing/);
   t.match(JSON.parse(found.stdout.toString()), { problems: { missing: 1 }, underReplicated: 1 });
   const repaired = await lilio(['scrub', '--repair']);
   t.equal(repaired.code, 0, repaired.stderr);
