@@ -43,9 +43,7 @@ const httpStorage = z.strictObject({
   name: storageName,
   type: z.literal('http'),
   /** A `lilio node`: http(s)://host:port, optionally with a path prefix. */
-  url: z.string().refine((value) => /^https?:\/\/[^/]/.test(value) && URL.canParse(value), {
-    message: 'must be an http:// or https:// URL',
-  }),
+  url: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }),
   /** File holding the node's bearer token (relative to the config file). */
   tokenFile: z.string().min(1),
   /** Deadline of each call to the node. */
