@@ -22,6 +22,19 @@ export interface BackendHealth {
   error?: string;
 }
 
+/** A chunk as a detailed listing reports it. */
+export interface ChunkEntry {
+  id: string;
+  /** Stored size in bytes. */
+  size: number;
+  /**
+   * When the chunk was last written, milliseconds since the epoch on the
+   * caller's clock as near as the backend can tell. Garbage collection uses it
+   * to leave chunks of uploads still in flight alone.
+   */
+  modifiedMs: number;
+}
+
 export interface CallOptions {
   /** Abort the call (deadline or no longer needed). */
   signal?: AbortSignal;
@@ -41,6 +54,13 @@ export interface StorageBackend {
   stat(id: string, options?: CallOptions): Promise<number | undefined>;
   /** Every chunk id held, in no particular order. */
   list(options?: CallOptions): AsyncIterable<string>;
+  /**
+   * Every chunk held with its size and age, in no particular order. Optional:
+   * a backend that cannot tell a chunk's age leaves it out, and garbage
+   * collection then never deletes unreferenced chunks it finds there (only
+   * the ones the garbage queue names).
+   */
+  listEntries?(options?: CallOptions): AsyncIterable<ChunkEntry>;
   /** A cheap liveness check that touches the real storage. */
   health(options?: CallOptions): Promise<BackendHealth>;
   info(options?: CallOptions): Promise<BackendInfo>;

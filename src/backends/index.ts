@@ -1,5 +1,7 @@
 import type { StorageConfig } from '../config/schema.js';
+import { readClientToken } from '../config/token.js';
 import type { StorageBackend } from './backend.js';
+import { HttpBackend } from './http.js';
 import { LocalBackend } from './local.js';
 import { MemoryBackend } from './memory.js';
 
@@ -10,5 +12,12 @@ export function createBackend(config: StorageConfig): StorageBackend {
       return new LocalBackend({ name: config.name, path: config.path, fsync: config.fsync });
     case 'memory':
       return new MemoryBackend({ name: config.name, capacityBytes: config.capacity });
+    case 'http':
+      return new HttpBackend({
+        name: config.name,
+        url: config.url,
+        token: readClientToken(config.tokenFile),
+        timeoutMs: config.timeoutMs,
+      });
   }
 }

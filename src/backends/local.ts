@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, opendir, readFile, rename, stat, statfs, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, opendir, readFile, rename, stat, statfs, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
 import {
   ConfigError,
   describeError,
@@ -15,8 +16,14 @@ import {
 } from '../core/errors.js';
 import { isChunkId, validateChunkId } from '../core/names.js';
 import type { WorkerPool } from '../threads/pool.js';
-import type { BackendHealth, BackendInfo, CallOptions, StorageBackend } from './backend.js';
+import type { BackendHealth, BackendInfo, CallOptions, ChunkEntry, StorageBackend } from './backend.js';
 import { acquireLocalIo, releaseLocalIo } from './local-io.js';
+
+/** A chunk opened for streaming out (a storage node's GET). */
+export interface ChunkReadStream {
+  size: number;
+  stream: Readable;
+}
 
 export interface LocalBackendOptions {
   name: string;
@@ -31,6 +38,9 @@ export interface LocalBackendOptions {
 }
 
 const FAN_OUT_PATTERN = /^[0-9a-f]{2}$/;
+/** What put and health leave while they write (src: writeAtomically, health). */
+const CHUNK_TEMP_PATTERN = /^\.[0-9a-f]{32}\.[0-9a-f]{12}\.tmp$/;
+const PROBE_TEMP_PATTERN = /^\.health\.[0-9a-f]{12}\.tmp$/;
 // Chunks of unencrypted buckets are plaintext user data: owner-only.
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
@@ -74,40 +84,86 @@ export class LocalBackend implements StorageBackend {
   }
 
   async put(id: string, data: Uint8Array, options?: CallOptions): Promise<void> {
+    if (data.byteLength >= OFFLOAD_BYTES && data.buffer instanceof SharedArrayBuffer) {
+      await this.putOnDiskThread(id, data, options);
+      return;
+    }
+    await this.writeAtomically(id, options, true, (handle) => handle.writeFile(data));
+  }
+
+  /** put through a disk thread: one message instead of an awaited call per syscall (see local-io.ts). */
+  private async putOnDiskThread(id: string, data: Uint8Array, options?: CallOptions): Promise<void> {
     validateChunkId(id);
     options?.signal?.throwIfAborted();
     await this.ensureRoot();
     const dir = this.dirOf(id);
     const target = join(dir, id);
-    if (data.byteLength >= OFFLOAD_BYTES && data.buffer instanceof SharedArrayBuffer) {
-      const temp = join(dir, `.${id}.${randomBytes(6).toString('hex')}.tmp`);
-      try {
-        await this.disk().run('put', {
-          dir,
-          target,
-          temp,
-          data,
-          fsync: this.fsync,
-          fileMode: FILE_MODE,
-          dirMode: DIR_MODE,
-        });
-        return;
-      } catch (err) {
-        throw this.mapError(err, 'write', target, options?.signal);
-      }
+    const temp = join(dir, `.${id}.${randomBytes(6).toString('hex')}.tmp`);
+    try {
+      await this.disk().run('put', {
+        dir,
+        target,
+        temp,
+        data,
+        fsync: this.fsync,
+        fileMode: FILE_MODE,
+        dirMode: DIR_MODE,
+      });
+    } catch (err) {
+      throw this.mapError(err, 'write', target, options?.signal);
     }
-    // Two attempts: the first may trust a cached directory someone has since removed.
+  }
+
+  /**
+   * Stores a chunk that arrives in pieces (a storage node streaming a request
+   * body), with the same temp-file-then-rename guarantee as put. `size` is the
+   * announced length: fewer or more bytes fail the write and store nothing, so
+   * a client that disconnects halfway never leaves a truncated chunk.
+   */
+  async putStream(id: string, source: AsyncIterable<Uint8Array>, size: number, options?: CallOptions): Promise<void> {
+    await this.writeAtomically(id, options, false, async (handle) => {
+      let received = 0;
+      for await (const piece of source) {
+        received += piece.byteLength;
+        if (received > size) throw new InvalidError(`chunk ${id}: more than the announced ${size} bytes`);
+        // One piece at a time: the source waits while the disk catches up (backpressure).
+        await writeAll(handle, piece);
+      }
+      if (received !== size) throw new InvalidError(`chunk ${id}: ${received} of the announced ${size} bytes arrived`);
+    });
+  }
+
+  private async writeAtomically(
+    id: string,
+    options: CallOptions | undefined,
+    /** Whether `fill` may run twice (a buffer can be written again, a stream cannot). */
+    replayable: boolean,
+    fill: (handle: FileHandle) => Promise<void>,
+  ): Promise<void> {
+    validateChunkId(id);
+    options?.signal?.throwIfAborted();
+    await this.ensureRoot();
+    const dir = this.dirOf(id);
+    const target = join(dir, id);
+    // Two attempts: the first may trust a cached directory someone has since removed. A
+    // streamed source can be consumed only once, but a missing directory fails the open,
+    // before its first byte is read.
     for (let attempt = 0; ; attempt++) {
       const temp = join(dir, `.${id}.${randomBytes(6).toString('hex')}.tmp`);
+      let opened = false;
       try {
         await this.ensureDir(dir);
-        await this.writeFile(temp, data);
+        await this.writeFile(temp, async (handle) => {
+          opened = true;
+          await fill(handle);
+        });
+        options?.signal?.throwIfAborted();
         await rename(temp, target);
         if (this.fsync) await syncDir(dir);
         return;
       } catch (err) {
         await unlink(temp).catch(() => {});
-        if (errnoOf(err) === 'ENOENT' && attempt === 0) {
+        if (errnoOf(err) === 'ENOENT' && attempt === 0 && (replayable || !opened)) {
           this.knownDirs.delete(dir);
           continue;
         }
@@ -126,6 +182,30 @@ export class LocalBackend implements StorageBackend {
       return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') throw new NotFoundError(`backend "${this.name}" has no chunk ${id}`);
+      throw this.mapError(err, 'read', file, options?.signal);
+    }
+  }
+
+  /** Opens a chunk for streaming; NotFoundError when it is not held. The caller must consume or destroy the stream. */
+  async getStream(id: string, options?: CallOptions): Promise<ChunkReadStream> {
+    validateChunkId(id);
+    options?.signal?.throwIfAborted();
+    await this.ensureRoot();
+    const file = this.fileOf(id);
+    let handle: FileHandle;
+    try {
+      handle = await open(file, 'r');
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') throw new NotFoundError(`backend "${this.name}" has no chunk ${id}`);
+      throw this.mapError(err, 'read', file, options?.signal);
+    }
+    try {
+      // The size of the file we hold open: a concurrent put renames a new file over the
+      // name, but this handle keeps reading the complete old one.
+      const { size } = await handle.stat();
+      return { size, stream: handle.createReadStream({ autoClose: true }) };
+    } catch (err) {
+      await handle.close();
       throw this.mapError(err, 'read', file, options?.signal);
     }
   }
@@ -157,7 +237,23 @@ export class LocalBackend implements StorageBackend {
   }
 
   async *list(options?: CallOptions): AsyncIterable<string> {
-    const signal = options?.signal;
+    for await (const chunk of this.walk(options?.signal)) yield chunk.id;
+  }
+
+  async *listEntries(options?: CallOptions): AsyncIterable<ChunkEntry> {
+    for await (const chunk of this.walk(options?.signal)) {
+      try {
+        const found = await stat(chunk.file);
+        yield { id: chunk.id, size: found.size, modifiedMs: found.mtimeMs };
+      } catch (err) {
+        // Deleted between the directory read and the stat: no longer held.
+        if (errnoOf(err) !== 'ENOENT') throw this.mapError(err, 'stat', chunk.file, options?.signal);
+      }
+    }
+  }
+
+  /** Every well-formed chunk file, streamed directory by directory. */
+  private async *walk(signal: AbortSignal | undefined): AsyncGenerator<{ id: string; file: string }> {
     signal?.throwIfAborted();
     await this.ensureRoot();
     for await (const first of this.entries(this.path, signal)) {
@@ -166,9 +262,10 @@ export class LocalBackend implements StorageBackend {
       for await (const second of this.entries(firstDir, signal)) {
         if (!FAN_OUT_PATTERN.test(second)) continue;
         const prefix = first + second;
+        const dir = join(firstDir, second);
         // Only well-formed ids in their own directory: temp files and strays are not chunks.
-        for await (const name of this.entries(join(firstDir, second), signal)) {
-          if (isChunkId(name) && name.startsWith(prefix)) yield name;
+        for await (const name of this.entries(dir, signal)) {
+          if (isChunkId(name) && name.startsWith(prefix)) yield { id: name, file: join(dir, name) };
         }
       }
     }
@@ -181,7 +278,7 @@ export class LocalBackend implements StorageBackend {
     const probe = join(this.path, `.health.${randomBytes(6).toString('hex')}.tmp`);
     try {
       await this.ensureRoot();
-      await this.writeFile(probe, HEALTH_PROBE);
+      await this.writeFile(probe, (handle) => handle.writeFile(HEALTH_PROBE));
       const back = await readFile(probe);
       await unlink(probe);
       if (!back.equals(HEALTH_PROBE)) throw new UnavailableError(`backend "${this.name}": probe read back wrong bytes`);
@@ -210,6 +307,40 @@ export class LocalBackend implements StorageBackend {
     }
   }
 
+  /**
+   * Removes temporary files older than `olderThanMs` — what a process killed
+   * in the middle of a write leaves (they are never listed as chunks, and
+   * nothing else would ever delete them). Returns how many went.
+   */
+  async sweepTemporaryFiles(olderThanMs: number, options?: CallOptions): Promise<number> {
+    const signal = options?.signal;
+    await this.ensureRoot();
+    const cutoff = Date.now() - olderThanMs;
+    let removed = 0;
+    const sweep = async (dir: string, pattern: RegExp) => {
+      for await (const name of this.entries(dir, signal)) {
+        if (!pattern.test(name)) continue;
+        const file = join(dir, name);
+        try {
+          if ((await stat(file)).mtimeMs < cutoff) {
+            await unlink(file);
+            removed++;
+          }
+        } catch (err) {
+          if (errnoOf(err) !== 'ENOENT') throw this.mapError(err, 'remove', file, signal);
+        }
+      }
+    };
+    await sweep(this.path, PROBE_TEMP_PATTERN);
+    for await (const first of this.entries(this.path, signal)) {
+      if (!FAN_OUT_PATTERN.test(first)) continue;
+      for await (const second of this.entries(join(this.path, first), signal)) {
+        if (FAN_OUT_PATTERN.test(second)) await sweep(join(this.path, first, second), CHUNK_TEMP_PATTERN);
+      }
+    }
+    return removed;
+  }
+
   async close(): Promise<void> {
     if (!this.io) return;
     this.io = undefined;
@@ -229,11 +360,11 @@ export class LocalBackend implements StorageBackend {
     return join(this.path, id.slice(0, 2), id.slice(2, 4), id);
   }
 
-  private async writeFile(file: string, data: Uint8Array): Promise<void> {
+  private async writeFile(file: string, fill: (handle: FileHandle) => Promise<void>): Promise<void> {
     // 'wx': a temp name that somehow exists is never silently shared.
     const handle = await open(file, 'wx', FILE_MODE);
     try {
-      await handle.writeFile(data);
+      await fill(handle);
       if (this.fsync) await handle.sync();
     } finally {
       await handle.close();
@@ -319,6 +450,14 @@ export class LocalBackend implements StorageBackend {
       default:
         return new UnavailableError(`${where}: ${describeError(err)}`, { cause: err });
     }
+  }
+}
+
+async function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < data.byteLength) {
+    const { bytesWritten } = await handle.write(data, offset, data.byteLength - offset);
+    offset += bytesWritten;
   }
 }
 

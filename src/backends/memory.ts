@@ -1,6 +1,6 @@
 import { NoSpaceError, NotFoundError } from '../core/errors.js';
 import { validateChunkId } from '../core/names.js';
-import type { BackendHealth, BackendInfo, CallOptions, StorageBackend } from './backend.js';
+import type { BackendHealth, BackendInfo, CallOptions, ChunkEntry, StorageBackend } from './backend.js';
 
 export interface MemoryBackendOptions {
   name: string;
@@ -18,6 +18,8 @@ export class MemoryBackend implements StorageBackend {
   readonly type = 'memory';
   private readonly capacityBytes: number | undefined;
   private readonly chunks = new Map<string, Buffer>();
+  /** When each chunk was last put, for listEntries. */
+  private readonly modified = new Map<string, number>();
   private usedBytes = 0;
 
   constructor(options: MemoryBackendOptions) {
@@ -34,6 +36,7 @@ export class MemoryBackend implements StorageBackend {
       throw new NoSpaceError(`backend "${this.name}": ${data.length} bytes do not fit in ${this.capacityBytes}`);
     }
     this.chunks.set(id, copy(data));
+    this.modified.set(id, Date.now());
     this.usedBytes = used;
   }
 
@@ -51,6 +54,7 @@ export class MemoryBackend implements StorageBackend {
     const stored = this.chunks.get(id);
     if (!stored) return;
     this.chunks.delete(id);
+    this.modified.delete(id);
     this.usedBytes -= stored.length;
   }
 
@@ -64,6 +68,21 @@ export class MemoryBackend implements StorageBackend {
     options?.signal?.throwIfAborted();
     // A snapshot, so deleting while listing (garbage collection does) is safe.
     yield* [...this.chunks.keys()];
+  }
+
+  async *listEntries(options?: CallOptions): AsyncIterable<ChunkEntry> {
+    options?.signal?.throwIfAborted();
+    const snapshot = [...this.chunks].map(([id, data]) => ({
+      id,
+      size: data.length,
+      modifiedMs: this.modified.get(id)!,
+    }));
+    yield* snapshot;
+  }
+
+  /** Pretends a chunk was written `ageMs` ago (tests of age-based garbage collection). */
+  age(id: string, ageMs: number): void {
+    if (this.modified.has(id)) this.modified.set(id, Date.now() - ageMs);
   }
 
   async health(options?: CallOptions): Promise<BackendHealth> {

@@ -1,9 +1,11 @@
 import { Command, CommanderError } from 'commander';
 import { describeError, LilioError } from '../core/errors.js';
+import { registerAdminCommands } from './admin.js';
 import { registerBucketCommands } from './bucket.js';
 import { registerGcCommand } from './gc.js';
 import { registerMetaCommands } from './meta.js';
 import { registerMountCommands } from './mount.js';
+import { registerNodeCommand } from './node.js';
 import { registerObjectCommands } from './object.js';
 import { registerServerCommand } from './server.js';
 import { registerStatusCommand } from './status.js';
@@ -22,8 +24,10 @@ export function buildProgram(): Command {
   registerStatusCommand(program);
   registerMetaCommands(program);
   registerGcCommand(program);
+  registerAdminCommands(program);
   registerMountCommands(program);
   registerServerCommand(program);
+  registerNodeCommand(program);
   for (const command of program.commands) {
     command.exitOverride();
     for (const sub of command.commands) sub.exitOverride();

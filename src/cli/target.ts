@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
+import { readClientToken } from '../config/token.js';
 import { InvalidError, NotFoundError } from '../core/errors.js';
 import type { ObjectRecord } from '../core/types.js';
 import type { Lilio } from '../engine/lilio.js';
 import { type BucketInfo, bucketInfo, collectStatus, type Status } from '../engine/status.js';
 import { type BucketSummary, bucketSummary, type ListedObject, listedObject } from '../server/api-types.js';
 import { LilioClient } from '../server/client.js';
-import { readTokenFile } from '../server/tokens.js';
 import { type GlobalOptions, withEngine } from './context.js';
 
 export interface TargetPage {
@@ -95,7 +95,7 @@ function remoteTarget(client: LilioClient): Target {
 /** The bearer token to present: $LILIO_TOKEN, else the first token of --token-file. */
 function clientToken(options: GlobalOptions, env: NodeJS.ProcessEnv): string | undefined {
   if (env.LILIO_TOKEN) return env.LILIO_TOKEN;
-  if (options.tokenFile) return readTokenFile(options.tokenFile)[0];
+  if (options.tokenFile) return readClientToken(options.tokenFile);
   return undefined;
 }
 

@@ -39,7 +39,18 @@ const memoryStorage = z.strictObject({
   capacity: size.optional(),
 });
 
-export const storageSchema = z.discriminatedUnion('type', [localStorage, memoryStorage]);
+const httpStorage = z.strictObject({
+  name: storageName,
+  type: z.literal('http'),
+  /** A `lilio node`: http(s)://host:port, optionally with a path prefix. */
+  url: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }),
+  /** File holding the node's bearer token (relative to the config file). */
+  tokenFile: z.string().min(1),
+  /** Deadline of each call to the node. */
+  timeoutMs: z.number().int().min(10).optional(),
+});
+
+export const storageSchema = z.discriminatedUnion('type', [localStorage, memoryStorage, httpStorage]);
 
 const memoryMetadata = z.strictObject({ type: z.literal('memory') });
 const localMetadata = z.strictObject({

@@ -175,6 +175,15 @@ export class ChunkStore {
     return failed;
   }
 
+  /**
+   * The stored bytes if they match the chunk's checksum, else undefined; on a
+   * codec thread, without decrypting. `stored` may move there: use the answer.
+   */
+  async verify(chunk: ChunkRef, stored: Buffer): Promise<Buffer | undefined> {
+    const opened = await this.codec.open(undefined, chunk.id, stored, chunk.checksum);
+    return opened.verified ? opened.stored : undefined;
+  }
+
   /** Stored bytes of a chunk from a verified replica (repair, scrub); nothing is decrypted. */
   readStored(chunk: ChunkRef): Promise<Buffer> {
     return readVerified(
@@ -183,10 +192,7 @@ export class ChunkStore {
       chunk,
       { mode: 'first', r: 1, hedgeMs: this.options.hedgeMs },
       () => undefined,
-      async (data) => {
-        const opened = await this.codec.open(undefined, chunk.id, data, chunk.checksum);
-        return opened.verified ? opened.stored : undefined;
-      },
+      (data) => this.verify(chunk, data),
     );
   }
 

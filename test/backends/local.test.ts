@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -149,6 +149,67 @@ t.test('local-only behaviour', async (t) => {
     await rm(join(dir, 'ab'), { recursive: true });
     await backend.put(b, Buffer.from('b'));
     t.equal((await backend.get(b)).toString(), 'b');
+  });
+
+  t.test('putStream stores exactly the announced bytes, or nothing', async (t) => {
+    const backend = new LocalBackend({ name: 'disk', path: dir });
+    const data = randomBytes(300_000);
+    async function* pieces(bytes: Buffer, fail?: Error): AsyncGenerator<Buffer> {
+      for (let i = 0; i < bytes.length; i += 65_536) {
+        if (fail && i > 100_000) throw fail;
+        yield bytes.subarray(i, i + 65_536);
+      }
+    }
+    const id = chunkId();
+    await backend.putStream(id, pieces(data), data.length);
+    t.ok((await backend.get(id)).equals(data), 'streamed chunk reads back');
+
+    const short = chunkId();
+    await t.rejects(backend.putStream(short, pieces(data.subarray(0, 1000)), data.length), {
+      code: 'INVALID',
+      message: /1000 of the announced/,
+    });
+    const long = chunkId();
+    await t.rejects(backend.putStream(long, pieces(data), 1000), { code: 'INVALID', message: /more than/ });
+    const cut = chunkId();
+    await t.rejects(backend.putStream(cut, pieces(data, new Error('client went away')), data.length), {
+      code: 'UNAVAILABLE',
+      message: /client went away/,
+    });
+    for (const failed of [short, long, cut]) t.equal(await backend.stat(failed), undefined, 'nothing stored');
+    t.same(await filesUnder(dir), [`${id.slice(0, 2)}/${id.slice(2, 4)}/${id}`], 'and no temp file left');
+
+    const { size, stream } = await backend.getStream(id);
+    t.equal(size, data.length);
+    const parts: Buffer[] = [];
+    for await (const part of stream) parts.push(part as Buffer);
+    t.ok(Buffer.concat(parts).equals(data), 'getStream streams the bytes');
+    await t.rejects(backend.getStream(chunkId()), { code: 'NOT_FOUND' });
+    await t.rejects(backend.getStream('../x'), { code: 'INVALID' });
+  });
+
+  t.test('temporary files a crash left behind are swept once old; chunks and young ones stay', async (t) => {
+    const backend = new LocalBackend({ name: 'disk', path: dir });
+    const id = chunkId();
+    await backend.put(id, Buffer.from('real'));
+    const sub = join(dir, id.slice(0, 2), id.slice(2, 4));
+    const old = join(sub, `.${id}.0123456789ab.tmp`);
+    const young = join(sub, `.${id}.ba9876543210.tmp`);
+    const probe = join(dir, '.health.0123456789ab.tmp');
+    const stray = join(sub, 'notes.tmp');
+    for (const file of [old, young, probe, stray]) await writeFile(file, 'partial');
+    const past = new Date(Date.now() - 3_600_000);
+    for (const file of [old, probe, stray]) await utimes(file, past, past);
+    t.equal(await backend.sweepTemporaryFiles(600_000), 2, 'the old chunk temp file and the old probe');
+    t.same(
+      (await filesUnder(dir)).sort(),
+      [
+        `${id.slice(0, 2)}/${id.slice(2, 4)}/${id}`,
+        `${id.slice(0, 2)}/${id.slice(2, 4)}/.${id}.ba9876543210.tmp`,
+        `${id.slice(0, 2)}/${id.slice(2, 4)}/notes.tmp`,
+      ].sort(),
+      'the chunk, the young temp file and names that are not ours stay',
+    );
   });
 
   t.test('info reports the filesystem capacity', async (t) => {

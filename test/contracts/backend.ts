@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Test } from 'tap';
-import type { StorageBackend } from '../../src/backends/backend.js';
+import type { ChunkEntry, StorageBackend } from '../../src/backends/backend.js';
 
 /**
  * The StorageBackend contract, written once and run against every
@@ -34,6 +34,12 @@ export function chunkId(): string {
 async function collect(iterable: AsyncIterable<string>): Promise<string[]> {
   const out: string[] = [];
   for await (const id of iterable) out.push(id);
+  return out;
+}
+
+async function collectEntries(iterable: AsyncIterable<ChunkEntry>): Promise<ChunkEntry[]> {
+  const out: ChunkEntry[] = [];
+  for await (const entry of iterable) out.push(entry);
   return out;
 }
 
@@ -117,6 +123,32 @@ export function backendContract(t: Test, factory: BackendFactory): void {
     const listed = await collect(backend.list());
     t.equal(listed.length, ids.length, 'no duplicates, nothing extra');
     t.same(new Set(listed), new Set(ids));
+  });
+
+  withBackend('listEntries, where offered, reports every chunk with its size and age', async (t, backend) => {
+    if (!backend.listEntries) {
+      t.pass(`${backend.type} does not report chunk ages`);
+      return;
+    }
+    const entries = () => collectEntries(backend.listEntries!());
+    t.same(await entries(), [], 'empty backend');
+    const before = Date.now();
+    const chunks = Array.from({ length: 12 }, (_, i) => ({ id: chunkId(), data: randomBytes(i * 1000) }));
+    for (const c of chunks) await backend.put(c.id, c.data);
+    await backend.delete(chunks[0]!.id);
+    const after = Date.now();
+    const listed = await entries();
+    t.same(
+      listed.map((e) => `${e.id}:${e.size}`).sort(),
+      chunks
+        .slice(1)
+        .map((c) => `${c.id}:${c.data.length}`)
+        .sort(),
+      'exactly the stored chunks, with their sizes',
+    );
+    // Backends keep times at different resolutions (S3: seconds); a couple of seconds either way.
+    const fresh = listed.filter((e) => e.modifiedMs >= before - 2_000 && e.modifiedMs <= after + 2_000);
+    t.equal(fresh.length, listed.length, 'every modification time is about now');
   });
 
   withBackend('invalid ids are rejected with INVALID and nothing is written', async (t, backend) => {

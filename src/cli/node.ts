@@ -1,0 +1,99 @@
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { LocalBackend } from '../backends/local.js';
+import { ConfigError, describeError, InvalidError } from '../core/errors.js';
+import { PrometheusNodeMetrics } from '../metrics/node.js';
+import { serveMetrics } from '../server/metrics-http.js';
+import { StorageNode } from '../server/node.js';
+import { TokenSet } from '../server/tokens.js';
+
+/**
+ * A temporary file this old belongs to no write in progress: a chunk PUT may
+ * last at most the node's request timeout (2 minutes).
+ */
+const TEMP_FILE_AGE_MS = 10 * 60_000;
+
+interface NodeFlags {
+  dir: string;
+  listen: string;
+  /** Also a global option (the CLI's --endpoint token): read with optsWithGlobals. */
+  tokenFile?: string;
+  metricsPort?: string;
+  metricsHost: string;
+  fsync?: boolean;
+}
+
+/** "HOST:PORT", "[::1]:PORT" or ":PORT" (all interfaces). */
+export function parseListen(listen: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
+  const port = Number(match?.[3]);
+  if (!match || port > 65_535) throw new InvalidError(`--listen: "${listen}" is not HOST:PORT`);
+  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
+}
+
+async function runNode(flags: NodeFlags): Promise<void> {
+  const { host, port } = parseListen(flags.listen);
+  if (!flags.tokenFile) throw new InvalidError('lilio node needs --token-file FILE (the bearer token clients send)');
+  const tokenFile = resolve(flags.tokenFile);
+  const tokens = TokenSet.fromFile(tokenFile);
+  if ((statSync(tokenFile).mode & 0o077) !== 0) {
+    process.stderr.write(`lilio node: warning: ${tokenFile} is readable by other users (chmod 600 it)\n`);
+  }
+  const dir = resolve(flags.dir);
+  const backend = new LocalBackend({ name: 'node', path: dir, fsync: flags.fsync ?? false });
+  // Fail now, not at the first request, when the directory is unusable.
+  const health = await backend.health();
+  if (!health.ok) throw new ConfigError(`cannot serve ${dir}: ${health.error}`);
+
+  // The node's own series and the process's, without the engine's (a node runs no engine).
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const node = new StorageNode({ backend, tokens, metrics: new PrometheusNodeMetrics(registry) });
+  const address = await node.listen(port, host);
+  const metricsServer =
+    flags.metricsPort !== undefined
+      ? await serveMetrics(registry, Number(flags.metricsPort), flags.metricsHost)
+      : undefined;
+  const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  process.stderr.write(
+    `lilio node: serving ${dir} on http://${shown}:${address.port}${
+      metricsServer ? ` (metrics on ${flags.metricsHost}:${flags.metricsPort})` : ''
+    }\n`,
+  );
+
+  // Writes cut short by a crash of an earlier run left temporary files: clear them in the background.
+  backend.sweepTemporaryFiles(TEMP_FILE_AGE_MS).then(
+    (removed) => {
+      if (removed > 0)
+        process.stderr.write(`lilio node: removed ${removed} temporary file(s) left by an earlier run\n`);
+    },
+    (err: unknown) => process.stderr.write(`lilio node: cannot sweep temporary files: ${describeError(err)}\n`),
+  );
+
+  await new Promise<void>((done) => {
+    const stop = (why: string) => {
+      process.stderr.write(`lilio node: ${why}: finishing requests in progress\n`);
+      metricsServer?.close();
+      node.close().then(done, done);
+    };
+    process.once('SIGINT', () => stop('interrupted'));
+    process.once('SIGTERM', () => stop('terminated'));
+  });
+}
+
+export function registerNodeCommand(program: Command): void {
+  program
+    .command('node')
+    .description('serve a directory as a storage node that other Lilio processes use as an "http" backend')
+    .requiredOption('--dir <dir>', 'directory that holds the chunks (created if missing)')
+    .requiredOption('--listen <host:port>', 'address to listen on, e.g. 0.0.0.0:7400')
+    .option('--token-file <file>', 'file holding the bearer tokens clients must send, one per line (required)')
+    .option('--metrics-port <port>', 'serve Prometheus metrics on this port')
+    .option('--metrics-host <host>', 'address for the metrics server', '127.0.0.1')
+    .option('--fsync', 'fsync every chunk before acknowledging it (survives power loss; slower)')
+    .action(async (_flags: NodeFlags, command: Command) => {
+      await runNode(command.optsWithGlobals<NodeFlags>());
+    });
+}
