@@ -2,6 +2,7 @@ import type { StorageConfig } from '../config/schema.js';
 import type { StorageBackend } from './backend.js';
 import { LocalBackend } from './local.js';
 import { MemoryBackend } from './memory.js';
+import { S3Backend } from './s3.js';
 
 /** The one place that maps a storage config entry to its backend implementation. */
 export function createBackend(config: StorageConfig): StorageBackend {
@@ -10,5 +11,22 @@ export function createBackend(config: StorageConfig): StorageBackend {
       return new LocalBackend({ name: config.name, path: config.path, fsync: config.fsync });
     case 'memory':
       return new MemoryBackend({ name: config.name, capacityBytes: config.capacity });
+    case 's3':
+      return new S3Backend({
+        name: config.name,
+        endpoint: config.endpoint,
+        region: config.region,
+        bucket: config.bucket,
+        prefix: config.prefix,
+        forcePathStyle: config.forcePathStyle,
+        credentials:
+          config.accessKeyId !== undefined && config.secretAccessKey !== undefined
+            ? {
+                accessKeyId: config.accessKeyId,
+                secretAccessKey: config.secretAccessKey,
+                sessionToken: config.sessionToken,
+              }
+            : undefined,
+      });
   }
 }
