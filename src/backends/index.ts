@@ -1,5 +1,6 @@
 import type { StorageConfig } from '../config/schema.js';
 import type { StorageBackend } from './backend.js';
+import { GDriveBackend } from './gdrive.js';
 import { LocalBackend } from './local.js';
 import { MemoryBackend } from './memory.js';
 import { S3Backend } from './s3.js';
@@ -27,6 +28,13 @@ export function createBackend(config: StorageConfig): StorageBackend {
                 sessionToken: config.sessionToken,
               }
             : undefined,
+      });
+    case 'gdrive':
+      return new GDriveBackend({
+        name: config.name,
+        folderId: config.folderId,
+        credentialsFile: config.credentialsFile,
+        rootUrl: config.rootUrl,
       });
   }
 }

@@ -63,6 +63,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   for (const storage of parsed.storages) {
     if (storage.type === 'local') storage.path = abs(storage.path);
+    if (storage.type === 'gdrive') storage.credentialsFile = abs(storage.credentialsFile);
   }
   if (parsed.metadata.type === 'local') parsed.metadata.path = abs(parsed.metadata.path ?? join(home, 'meta'));
 

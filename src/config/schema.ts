@@ -65,7 +65,18 @@ const s3Storage = z
     path: ['sessionToken'],
   });
 
-export const storageSchema = z.discriminatedUnion('type', [localStorage, memoryStorage, s3Storage]);
+const gdriveStorage = z.strictObject({
+  name: storageName,
+  type: z.literal('gdrive'),
+  /** The Drive folder that holds the chunks (the id in its URL). */
+  folderId: z.string().regex(/^[A-Za-z0-9_-]{1,200}$/, 'must be a Drive folder id (letters, digits, - and _)'),
+  /** A service-account key or an OAuth client + refresh token, as JSON (see README). */
+  credentialsFile: z.string().min(1),
+  /** Another Drive API root (tests, proxies); default https://www.googleapis.com/. */
+  rootUrl: z.url({ protocol: /^https?$/ }).optional(),
+});
+
+export const storageSchema = z.discriminatedUnion('type', [localStorage, memoryStorage, s3Storage, gdriveStorage]);
 
 const memoryMetadata = z.strictObject({ type: z.literal('memory') });
 const localMetadata = z.strictObject({
