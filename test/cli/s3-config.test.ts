@@ -1,0 +1,90 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { runCli } from '../fixtures/cli.js';
+import { freePort } from '../fixtures/mount.js';
+import { startS3Server } from '../fixtures/s3.js';
+
+// bin/lilio with a config file whose storages are three S3 buckets on one s3rver (run `npm run build` first).
+const home = mkdtempSync(join(tmpdir(), 'lilio-cli-s3-'));
+t.teardown(() => rmSync(home, { recursive: true, force: true }));
+const s3 = await startS3Server(t, ['replica-a', 'replica-b', 'replica-c']);
+const configPath = join(home, 'config.json');
+writeFileSync(
+  configPath,
+  JSON.stringify({
+    metadata: { type: 'local', path: 'meta' },
+    storages: [
+      s3.storage('s3-a', 'replica-a', 'lilio/'),
+      s3.storage('s3-b', 'replica-b'),
+      s3.storage('s3-c', 'replica-c', 'deep/er/prefix'),
+    ],
+    quorum: { n: 3, w: 2, r: 2 },
+    chunkSize: '64KiB',
+  }),
+);
+const env = { LILIO_HOME: home, LILIO_CONFIG: configPath, LILIO_MASTER_KEY: randomBytes(32).toString('base64') };
+const lilio = (args: string[], input?: Buffer) => runCli(args, env, input);
+
+t.test('put and get through S3 storages round-trip exactly', async (t) => {
+  for (const [bucket, flags] of [
+    ['plain', []],
+    ['sealed', ['--encrypt']],
+  ] as const) {
+    const created = await lilio(['bucket', 'create', bucket, ...flags]);
+    t.equal(created.code, 0, created.stderr);
+    const data = randomBytes(5 * 64 * 1024 + 777);
+    const file = join(home, `${bucket}.in`);
+    writeFileSync(file, data);
+    const put = await lilio(['put', file, `${bucket}/dir/data.bin`]);
+    t.equal(put.code, 0, put.stderr);
+    t.notMatch(put.stderr, /Warning/, 'no SDK warnings on stderr');
+    const out = join(home, `${bucket}.out`);
+    const get = await lilio(['get', `${bucket}/dir/data.bin`, out]);
+    t.equal(get.code, 0, get.stderr);
+    t.ok(readFileSync(out).equals(data), `${bucket}: file round trip`);
+    const piped = await lilio(['get', `${bucket}/dir/data.bin`, '-']);
+    t.ok(piped.stdout.equals(data), `${bucket}: to stdout`);
+  }
+
+  const status = await lilio(['status', '--json']);
+  t.equal(status.code, 0, status.stderr);
+  const backends = JSON.parse(status.stdout.toString()).backends as Array<Record<string, unknown>>;
+  t.same(
+    backends.map((b) => [b.name, b.type, b.healthy, b.chunks]),
+    [
+      ['s3-a', 's3', true, 12],
+      ['s3-b', 's3', true, 12],
+      ['s3-c', 's3', true, 12],
+    ],
+    'every chunk of both objects on all three buckets',
+  );
+  t.equal(backends[2]?.location, `s3://replica-c/deep/er/prefix/ at ${s3.endpoint}`);
+});
+
+t.test('a bad s3 storage entry is refused with the field path', async (t) => {
+  const bad = join(home, 'bad.json');
+  const { secretAccessKey: _, ...withoutSecret } = s3.storage('s3-a', 'replica-a') as Record<string, unknown>;
+  writeFileSync(
+    bad,
+    JSON.stringify({ storages: [withoutSecret, { ...withoutSecret, region: '' }], quorum: { n: 1, w: 1, r: 1 } }),
+  );
+  const result = await lilio(['--config', bad, 'bucket', 'ls']);
+  t.equal(result.code, 1);
+  t.match(result.stderr, /storages\[0\]\.accessKeyId: accessKeyId and secretAccessKey go together/);
+  t.match(result.stderr, /storages\[1\]\.region/);
+});
+
+t.test('S3 endpoints that are down: one clear error line, not a hang', async (t) => {
+  const port = await freePort();
+  const down = join(home, 'down.json');
+  const config = JSON.parse(readFileSync(configPath, 'utf8'));
+  config.storages = config.storages.map((s: object) => ({ ...s, endpoint: `http://127.0.0.1:${port}` }));
+  writeFileSync(down, JSON.stringify(config));
+  const result = await lilio(['--config', down, 'put', '-', 'plain/x'], Buffer.from('x'.repeat(10_000)));
+  t.equal(result.code, 1);
+  t.match(result.stderr, /^lilio: .*quorum not reached.*ECONNREFUSED/);
+  t.equal(result.stderr.trim().split('\n').length, 1, 'one line');
+});
