@@ -216,6 +216,9 @@ export class S3Backend implements StorageBackend {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, socketTimeout: SOCKET_IDLE_TIMEOUT_MS },
+      // The SDK sends "Expect: 100-continue" from 2 MiB up, over a fresh connection each time (no
+      // keep-alive, a TLS handshake per chunk); chunks are sized to be sent whole, so send them.
+      expectContinueHeader: false,
     });
   }
 
