@@ -27,7 +27,7 @@ const PERMISSION_CODES = new Set([
 ]);
 // MinIO says XMinioStorageFull / 507; quotas of other services answer QuotaExceeded.
 const NO_SPACE_CODES = new Set(['XMinioStorageFull', 'QuotaExceeded', 'InsufficientStorage']);
-const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT', 'RequestTimeout', 'RequestTimeTooSkewed']);
+const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT', 'RequestTimeout']);
 
 function shape(err: unknown): SdkErrorShape {
   return typeof err === 'object' && err !== null ? (err as SdkErrorShape) : {};
