@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   describeError,
   LilioError,
@@ -101,4 +102,40 @@ export function classifyDriveError(err: unknown, where: string, signal?: AbortSi
   if (status === 408) return { error: new TimeoutError(message), retryable: true };
   if (status >= 500) return { error: new UnavailableError(message), retryable: true, retryAfterSeconds };
   return { error: new UnavailableError(message), retryable: false };
+}
+
+// Google asks for truncated exponential backoff; past this a replica elsewhere is the better bet.
+const MAX_BACKOFF_MS = 8_000;
+
+export interface DriveRetryPolicy {
+  where: string;
+  signal?: AbortSignal;
+  /** Attempts in all, the first included. */
+  attempts: number;
+  /** The first backoff; it doubles per attempt, with up to 100% jitter. */
+  baseMs: number;
+}
+
+/**
+ * Runs one Drive request, retrying what classifyDriveError calls retryable. Ours, not gaxios':
+ * gaxios retries no POST and no 403 rate limit, and cannot replay a streamed upload body.
+ * A server that asks for a longer wait than MAX_BACKOFF_MS (Retry-After) fails the call now.
+ */
+export async function withDriveRetries<T>(run: () => Promise<T>, policy: DriveRetryPolicy): Promise<T> {
+  const { where, signal } = policy;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      const problem = classifyDriveError(err, where, signal);
+      const asked = problem.retryAfterSeconds !== undefined ? problem.retryAfterSeconds * 1000 : undefined;
+      const backoff = asked ?? Math.min(MAX_BACKOFF_MS, policy.baseMs * 2 ** (attempt - 1) * (1 + Math.random()));
+      if (!problem.retryable || attempt >= policy.attempts || backoff > MAX_BACKOFF_MS) throw problem.error;
+      try {
+        await sleep(backoff, undefined, { signal });
+      } catch {
+        throw classifyDriveError(err, where, signal).error; // aborted during the backoff
+      }
+    }
+  }
 }

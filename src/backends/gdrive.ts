@@ -1,13 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { drive_v3 } from 'googleapis/build/src/apis/drive/index.js';
 import { LRUCache } from 'lru-cache';
 import { ConfigError, describeError, hasCode, NotFoundError, UnavailableError } from '../core/errors.js';
 import { isChunkId, validateChunkId } from '../core/names.js';
 import type { BackendHealth, BackendInfo, CallOptions, StorageBackend } from './backend.js';
 import { createDriveAuth, loadDriveCredentials } from './gdrive-auth.js';
-import { classifyDriveError } from './gdrive-errors.js';
+import { withDriveRetries } from './gdrive-errors.js';
 
 export interface GDriveBackendOptions {
   name: string;
@@ -26,6 +25,7 @@ export interface GDriveBackendOptions {
 }
 
 type Drive = drive_v3.Drive;
+type DriveMethodOptions = { rootUrl?: string; signal?: AbortSignal; retry: false; timeout: number };
 interface DriveFile {
   id: string;
   size: number;
@@ -36,8 +36,6 @@ const FOLDER_MIME = 'application/vnd.google-apps.folder';
 const CHUNK_MIME = 'application/octet-stream';
 const DEFAULT_MAX_ATTEMPTS = 4;
 const DEFAULT_RETRY_BASE_MS = 250;
-// Google asks for truncated exponential backoff; past this a replica elsewhere is the better bet.
-const MAX_BACKOFF_MS = 8_000;
 // Bounds a request nobody gave a deadline (list, info); engine calls carry their own signal.
 const REQUEST_TIMEOUT_MS = 120_000;
 // Chunk ids never change their file, so only memory bounds this cache (~150 bytes an entry).
@@ -277,35 +275,20 @@ export class GDriveBackend implements StorageBackend {
     }
   }
 
-  /** One Drive request with our retry policy: backoff on rate limits, 5xx and dropped connections. */
+  /** One Drive request, retried per gdrive-errors.ts; gaxios' own retries are off (see there). */
   private async request<T>(
     action: string,
     signal: AbortSignal | undefined,
-    run: (
-      drive: Drive,
-      options: { rootUrl?: string; signal?: AbortSignal; retry: false; timeout: number },
-    ) => Promise<T>,
+    run: (drive: Drive, options: DriveMethodOptions) => Promise<T>,
   ): Promise<T> {
     const drive = await this.connect();
-    const attempts = this.options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
-    const base = this.options.retryBaseMs ?? DEFAULT_RETRY_BASE_MS;
-    // gaxios' own retries are off: they skip POSTs and 403 rate limits and cannot replay a stream body.
     const methodOptions = { rootUrl: this.options.rootUrl, signal, retry: false as const, timeout: REQUEST_TIMEOUT_MS };
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await run(drive, methodOptions);
-      } catch (err) {
-        const problem = classifyDriveError(err, this.where(action), signal);
-        const asked = problem.retryAfterSeconds !== undefined ? problem.retryAfterSeconds * 1000 : undefined;
-        const backoff = asked ?? Math.min(MAX_BACKOFF_MS, base * 2 ** (attempt - 1) * (1 + Math.random()));
-        if (!problem.retryable || attempt >= attempts || backoff > MAX_BACKOFF_MS) throw problem.error;
-        try {
-          await sleep(backoff, undefined, { signal });
-        } catch {
-          throw classifyDriveError(err, this.where(action), signal).error;
-        }
-      }
-    }
+    return withDriveRetries(() => run(drive, methodOptions), {
+      where: this.where(action),
+      signal,
+      attempts: this.options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+      baseMs: this.options.retryBaseMs ?? DEFAULT_RETRY_BASE_MS,
+    });
   }
 
   private connect(): Promise<Drive> {
