@@ -4,22 +4,32 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { runCli } from '../fixtures/cli.js';
+import { startFakeDrive } from '../fixtures/fake-drive.js';
 import { freePort } from '../fixtures/mount.js';
 import { startS3Server } from '../fixtures/s3.js';
 
-// bin/lilio with a config file whose storages are three S3 buckets on one s3rver (run `npm run build` first).
-const home = mkdtempSync(join(tmpdir(), 'lilio-cli-s3-'));
+// bin/lilio (the built dist/: run `npm run build` first) with a config file whose storages are two
+// S3 buckets on s3rver and a Google Drive folder on the fake Drive, its key file named relative to the config.
+const home = mkdtempSync(join(tmpdir(), 'lilio-cli-cloud-'));
 t.teardown(() => rmSync(home, { recursive: true, force: true }));
-const s3 = await startS3Server(t, ['replica-a', 'replica-b', 'replica-c']);
+const s3 = await startS3Server(t, ['replica-a', 'replica-b']);
+const drive = await startFakeDrive(t);
+writeFileSync(join(home, 'drive-key.json'), JSON.stringify(drive.oauth.serviceAccountKey()), { mode: 0o600 });
 const configPath = join(home, 'config.json');
 writeFileSync(
   configPath,
   JSON.stringify({
     metadata: { type: 'local', path: 'meta' },
     storages: [
-      s3.storage('s3-a', 'replica-a', 'lilio/'),
+      s3.storage('s3-a', 'replica-a', 'deep/er/prefix'),
       s3.storage('s3-b', 'replica-b'),
-      s3.storage('s3-c', 'replica-c', 'deep/er/prefix'),
+      {
+        name: 'drive',
+        type: 'gdrive',
+        folderId: drive.folderId,
+        credentialsFile: 'drive-key.json',
+        rootUrl: drive.rootUrl,
+      },
     ],
     quorum: { n: 3, w: 2, r: 2 },
     chunkSize: '64KiB',
@@ -28,7 +38,7 @@ writeFileSync(
 const env = { LILIO_HOME: home, LILIO_CONFIG: configPath, LILIO_MASTER_KEY: randomBytes(32).toString('base64') };
 const lilio = (args: string[], input?: Buffer) => runCli(args, env, input);
 
-t.test('put and get through S3 storages round-trip exactly', async (t) => {
+t.test('put and get through S3 and Drive storages round-trip exactly', async (t) => {
   // Encrypted: the engine test covers plain and encrypted buckets; this one is about the CLI and config.
   const created = await lilio(['bucket', 'create', 'sealed', '--encrypt']);
   t.equal(created.code, 0, created.stderr);
@@ -51,11 +61,12 @@ t.test('put and get through S3 storages round-trip exactly', async (t) => {
     [
       ['s3-a', 's3', true, 6],
       ['s3-b', 's3', true, 6],
-      ['s3-c', 's3', true, 6],
+      ['drive', 'gdrive', true, 6],
     ],
-    'every chunk on all three buckets',
+    'every chunk on all three backends',
   );
-  t.equal(backends[2]?.location, `s3://replica-c/deep/er/prefix/ at ${s3.endpoint}`);
+  t.equal(backends[0]?.location, `s3://replica-a/deep/er/prefix/ at ${s3.endpoint}`);
+  t.equal(drive.files().length, 6, 'six chunk files in the Drive folder');
 });
 
 t.test('a bad s3 storage entry is refused with the field path', async (t) => {
@@ -75,7 +86,10 @@ t.test('S3 endpoints that are down: one clear error line, not a hang', async (t)
   const port = await freePort();
   const down = join(home, 'down.json');
   const config = JSON.parse(readFileSync(configPath, 'utf8'));
-  config.storages = config.storages.map((s: object) => ({ ...s, endpoint: `http://127.0.0.1:${port}` }));
+  config.storages = config.storages
+    .filter((s: { type: string }) => s.type === 's3')
+    .map((s: object) => ({ ...s, endpoint: `http://127.0.0.1:${port}` }));
+  config.quorum = { n: 2, w: 2, r: 1 };
   writeFileSync(down, JSON.stringify(config));
   const result = await lilio(['--config', down, 'put', '-', 'sealed/x'], Buffer.from('x'.repeat(10_000)));
   t.equal(result.code, 1);
