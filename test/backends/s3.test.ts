@@ -175,3 +175,15 @@ t.test('a closed backend refuses calls', async (t) => {
   await backend.close();
   await t.rejects(backend.get(chunkId()), { code: 'UNAVAILABLE', message: /closed/ });
 });
+
+t.test('a put from shared memory (the engine pools SharedArrayBuffer chunks) stores exactly its bytes', async (t) => {
+  const backend = s3Backend(t, { prefix: 'shared' });
+  const shared = Buffer.from(new SharedArrayBuffer(300_000));
+  randomBytes(shared.length).copy(shared);
+  const view = shared.subarray(1000, 201_000);
+  const id = chunkId();
+  await backend.put(id, view);
+  const expected = Buffer.from(view);
+  shared.fill(0); // the pool reuses the buffer once the put has resolved
+  t.ok((await backend.get(id)).equals(expected));
+});
