@@ -233,17 +233,19 @@ t.test('a hung request: the deadline fires TIMEOUT and the request is cancelled'
   const within = (promise: Promise<void>) =>
     Promise.race([promise.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))]);
 
-  let cancelled = drive.hang('GET', /^\/drive\/v3\/files\/[^/]+$/);
-  const set = new BackendSet([backend], new NoopCollector(), { timeoutMs: 300, probeIntervalMs: 60_000 });
+  // The deadline is generous so that the request surely reaches the fake before it fires, even on a busy machine.
+  const download = drive.hang('GET', /^\/drive\/v3\/files\/[^/]+$/);
+  const set = new BackendSet([backend], new NoopCollector(), { timeoutMs: 1_000, probeIntervalMs: 60_000 });
   await t.rejects(set.get('drive', id), { code: 'TIMEOUT' });
-  t.ok(await within(cancelled), 'the deadline closed the hung download');
+  t.ok(await within(download.closed), 'the deadline closed the hung download');
 
-  cancelled = drive.hang('GET', /^\/drive\/v3\/files$/);
+  const lookup = drive.hang('GET', /^\/drive\/v3\/files$/);
   const controller = new AbortController();
   const pending = backend.stat(chunkId(), { signal: controller.signal });
-  setTimeout(() => controller.abort(new Error('no longer needed')), 100);
+  await lookup.arrived;
+  controller.abort(new Error('no longer needed'));
   await t.rejects(pending, { code: 'TIMEOUT', message: /aborted \(no longer needed\)/ });
-  t.ok(await within(cancelled), 'the abort closed the hung lookup');
+  t.ok(await within(lookup.closed), 'the abort closed the hung lookup');
   t.equal((await backend.get(id)).toString(), 'x', 'the backend works on afterwards');
 });
 

@@ -146,10 +146,11 @@ t.test('a hung endpoint: the deadline fires TIMEOUT and really closes the connec
     code: 'TIMEOUT',
     message: /aborted/,
   });
-  t.ok(await until(() => hole.sockets.length >= 1 && hole.closed === hole.sockets.length), 'socket closed');
 
-  // Through the engine's BackendSet: its deadline aborts the call it raced.
-  const set = new BackendSet([backend], new NoopCollector(), { timeoutMs: 300, probeIntervalMs: 60_000 });
+  // Through the engine's BackendSet: its deadline aborts the call it raced. The deadline is generous
+  // so that the request surely reaches the server before it fires, even on a busy machine.
+  t.ok(await until(() => hole.closed === hole.sockets.length), 'nothing open from before');
+  const set = new BackendSet([backend], new NoopCollector(), { timeoutMs: 1_000, probeIntervalMs: 60_000 });
   const opened = hole.sockets.length;
   await t.rejects(set.put('s3', chunkId(), randomBytes(1000)), { code: 'TIMEOUT' });
   t.ok(
