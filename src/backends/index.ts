@@ -1,9 +1,11 @@
 import type { StorageConfig } from '../config/schema.js';
 import { readClientToken } from '../config/token.js';
 import type { StorageBackend } from './backend.js';
+import { GDriveBackend } from './gdrive.js';
 import { HttpBackend } from './http.js';
 import { LocalBackend } from './local.js';
 import { MemoryBackend } from './memory.js';
+import { S3Backend } from './s3.js';
 
 /** The one place that maps a storage config entry to its backend implementation. */
 export function createBackend(config: StorageConfig): StorageBackend {
@@ -18,6 +20,30 @@ export function createBackend(config: StorageConfig): StorageBackend {
         url: config.url,
         token: readClientToken(config.tokenFile),
         timeoutMs: config.timeoutMs,
+      });
+    case 's3':
+      return new S3Backend({
+        name: config.name,
+        endpoint: config.endpoint,
+        region: config.region,
+        bucket: config.bucket,
+        prefix: config.prefix,
+        forcePathStyle: config.forcePathStyle,
+        credentials:
+          config.accessKeyId !== undefined && config.secretAccessKey !== undefined
+            ? {
+                accessKeyId: config.accessKeyId,
+                secretAccessKey: config.secretAccessKey,
+                sessionToken: config.sessionToken,
+              }
+            : undefined,
+      });
+    case 'gdrive':
+      return new GDriveBackend({
+        name: config.name,
+        folderId: config.folderId,
+        credentialsFile: config.credentialsFile,
+        rootUrl: config.rootUrl,
       });
   }
 }

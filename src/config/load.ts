@@ -64,6 +64,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
   for (const storage of parsed.storages) {
     if (storage.type === 'local') storage.path = abs(storage.path);
     if (storage.type === 'http') storage.tokenFile = abs(storage.tokenFile);
+    if (storage.type === 'gdrive') storage.credentialsFile = abs(storage.credentialsFile);
   }
   if (parsed.metadata.type === 'local') parsed.metadata.path = abs(parsed.metadata.path ?? join(home, 'meta'));
 

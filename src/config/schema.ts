@@ -50,7 +50,50 @@ const httpStorage = z.strictObject({
   timeoutMs: z.number().int().min(10).optional(),
 });
 
-export const storageSchema = z.discriminatedUnion('type', [localStorage, memoryStorage, httpStorage]);
+const s3Storage = z
+  .strictObject({
+    name: storageName,
+    type: z.literal('s3'),
+    /** An S3-compatible service's URL (MinIO, Ceph, R2, ...); omitted for AWS itself. */
+    endpoint: z.url({ protocol: /^https?$/ }).optional(),
+    region: z.string().min(1),
+    bucket: z.string().min(1),
+    /** Chunks live under this key prefix, e.g. "lilio/" (a missing trailing "/" is added). */
+    prefix: z.string().max(512).default(''),
+    /** Bucket in the path (http://host/bucket/key), as most self-hosted services need. */
+    forcePathStyle: z.boolean().default(false),
+    /** Omitted: the AWS SDK's standard chain (AWS_ACCESS_KEY_ID..., ~/.aws, instance roles). */
+    accessKeyId: z.string().min(1).optional(),
+    secretAccessKey: z.string().min(1).optional(),
+    sessionToken: z.string().min(1).optional(),
+  })
+  .refine((s) => (s.accessKeyId === undefined) === (s.secretAccessKey === undefined), {
+    message: 'accessKeyId and secretAccessKey go together (or omit both to use the AWS environment)',
+    path: ['accessKeyId'],
+  })
+  .refine((s) => s.sessionToken === undefined || s.accessKeyId !== undefined, {
+    message: 'sessionToken needs accessKeyId and secretAccessKey',
+    path: ['sessionToken'],
+  });
+
+const gdriveStorage = z.strictObject({
+  name: storageName,
+  type: z.literal('gdrive'),
+  /** The Drive folder that holds the chunks (the id in its URL). */
+  folderId: z.string().regex(/^[A-Za-z0-9_-]{1,200}$/, 'must be a Drive folder id (letters, digits, - and _)'),
+  /** A service-account key or an OAuth client + refresh token, as JSON (see README). */
+  credentialsFile: z.string().min(1),
+  /** Another Drive API root (tests, proxies); default https://www.googleapis.com/. */
+  rootUrl: z.url({ protocol: /^https?$/ }).optional(),
+});
+
+export const storageSchema = z.discriminatedUnion('type', [
+  localStorage,
+  memoryStorage,
+  httpStorage,
+  s3Storage,
+  gdriveStorage,
+]);
 
 const memoryMetadata = z.strictObject({ type: z.literal('memory') });
 const localMetadata = z.strictObject({
