@@ -14,6 +14,7 @@ import {
   sendJson,
 } from './api-routes.js';
 import { ApiError, errorResponse } from './errors.js';
+import { listen } from './listen.js';
 import { parseTarget, ROUTE_LABELS, routeOf, splitTarget } from './request.js';
 import type { TokenSet } from './tokens.js';
 
@@ -66,15 +67,8 @@ export class ApiServer {
     this.server.timeout = IDLE_TIMEOUT_MS;
   }
 
-  async listen(port: number, host: string): Promise<AddressInfo> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    return this.server.address() as AddressInfo;
+  listen(port: number, host: string): Promise<AddressInfo> {
+    return listen(this.server, port, host);
   }
 
   /**

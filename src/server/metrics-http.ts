@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import { listen } from './listen.js';
 
 /**
  * Serves Prometheus metrics on their own port (GET /metrics) with a liveness
@@ -25,12 +26,6 @@ export async function serveMetrics(registry: Registry, port: number, host = '127
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listen(server, port, host);
   return server;
 }

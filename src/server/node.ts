@@ -9,6 +9,7 @@ import { ENCRYPTION_OVERHEAD } from '../core/crypto.js';
 import { describeError, type ErrorCode, LilioError } from '../core/errors.js';
 import { isChunkId } from '../core/names.js';
 import { type NodeMetrics, type NodeRoute, NoopNodeMetrics } from '../metrics/node.js';
+import { listen } from './listen.js';
 import type { TokenSet } from './tokens.js';
 
 /**
@@ -103,15 +104,8 @@ export class StorageNode {
     this.server.on('clientError', (err, socket) => this.clientError(err as NodeJS.ErrnoException, socket));
   }
 
-  async listen(port: number, host: string): Promise<AddressInfo> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    return this.server.address() as AddressInfo;
+  listen(port: number, host: string): Promise<AddressInfo> {
+    return listen(this.server, port, host);
   }
 
   /** Stops accepting, lets requests in progress finish for up to `graceMs`, then drops what is left. */

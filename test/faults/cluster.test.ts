@@ -161,8 +161,10 @@ t.test('three lilio nodes as the backends of a mount', async (t) => {
     await caughtUp(cluster, 'node-2');
     const byQueue = missed.filter((c) => holds(nodes[1]!, c)).length;
     t.comment(`the repair queue rewrote ${byQueue} of the ${missed.length} missed replicas`);
-    const byScrub = await scrubbedClean(t, cluster, 'big', 200);
-    t.equal(byQueue + byScrub, missed.length, 'every missed replica was rewritten, by the queue or by scrub');
+    // The queue may still land a rewrite between that count and the scrub, so the two counts need
+    // not add up exactly; what must hold is that the queue did the work and nothing is left.
+    t.ok(byQueue > 0, 'the repair queue rewrote missed replicas once node-2 was back');
+    await scrubbedClean(t, cluster, 'big', 200);
     t.ok(
       big.chunks.every((c) => holds(nodes[1]!, c)),
       'node-2 holds every chunk again',
@@ -304,7 +306,8 @@ t.test(
       'node-3 missed chunks',
     );
     t.notOk(
-      readdirSync(disk, { recursive: true }).some((f) => String(f).endsWith('.tmp')),
+      // Chunk temp files only: a health probe in flight has its own (.health.*.tmp), removed when it ends.
+      readdirSync(disk, { recursive: true }).some((f) => String(f).endsWith('.tmp') && !String(f).includes('.health.')),
       'the refused writes left no temp file on the full disk',
     );
 

@@ -3,29 +3,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { localDir, ok, run, startMount } from '../fixtures/mount.js';
+import { parseExposition } from '../fixtures/promql.js';
 
 // `lilio mount --metrics-port` serves the FUSE and engine metrics in Prometheus' text format.
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-function parseMetrics(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!match) continue;
-    const labels: Record<string, string> = {};
-    for (const [, key, value] of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
-      labels[key!] = value!;
-    }
-    samples.push({ name: match[1]!, labels, value: Number(match[3]) });
-  }
-  return samples;
-}
 
 t.test('metrics after file operations', async (t) => {
   const m = await startMount(t, { metrics: true });
@@ -47,7 +27,7 @@ t.test('metrics after file operations', async (t) => {
   t.equal(response.status, 200, '/metrics answers');
   t.match(response.headers.get('content-type') ?? '', /text\/plain/, 'in the text format');
   const text = await response.text();
-  const samples = parseMetrics(text);
+  const samples = parseExposition(text);
   const find = (name: string, labels: Record<string, string> = {}) =>
     samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
   const sum = (name: string, labels: Record<string, string> = {}) =>
