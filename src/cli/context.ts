@@ -6,11 +6,17 @@ import type { Collector } from '../metrics/collector.js';
 /** Options every command accepts, before or after its name. */
 export interface GlobalOptions {
   config?: string;
+  metadata?: string;
+  etcdEndpoints?: string;
 }
 
 export function configFrom(command: Command): Config {
   const options = command.optsWithGlobals<GlobalOptions>();
-  return loadConfig({ configPath: options.config });
+  return loadConfig({
+    configPath: options.config,
+    metadata: options.metadata,
+    etcdEndpoints: options.etcdEndpoints,
+  });
 }
 
 /** Opens the engine for one command and always closes it, so background replica writes finish first. */

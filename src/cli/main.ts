@@ -12,6 +12,8 @@ export function buildProgram(): Command {
     .description('Lilio: a replicated, encrypted object store you can mount as a filesystem')
     .version('0.1.0')
     .option('-c, --config <file>', 'config file (default: $LILIO_CONFIG, else the embedded default under $LILIO_HOME)')
+    .option('--metadata <type>', "metadata store instead of the config's: local, memory or etcd")
+    .option('--etcd-endpoints <list>', 'etcd endpoints, comma-separated (default: $LILIO_ETCD_ENDPOINTS)')
     .showHelpAfterError()
     .exitOverride();
   registerBucketCommands(program);

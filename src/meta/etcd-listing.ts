@@ -1,0 +1,190 @@
+import type { IKeyValue } from 'etcd3';
+import { NotFoundError } from '../core/errors.js';
+import { pageLimit } from './commit-rules.js';
+import { decode, type EtcdConnection } from './etcd-client.js';
+import { type DirEntry, type EtcdKeys, type ObjectEntry, ROOT_DIR, successor } from './etcd-keys.js';
+import { type DirNode, type PathResolver, versionOf } from './etcd-paths.js';
+import { summaryOf } from './etcd-records.js';
+import { compareKeys, levelOf, listStart } from './keyspace.js';
+import type { ListOptions, ListPage } from './store.js';
+
+/**
+ * Reading the tree: one level (a listing with a delimiter: one range read of
+ * one directory's entries), a walk in key order (a recursive listing,
+ * iterateObjects: depth first, one range read per directory visited), and
+ * everything below a directory id (garbage rescue, counting a moved tree).
+ * A walk reads at one revision, so it sees one state of the tree.
+ */
+
+const WALK_PAGE = 1000;
+
+export interface WalkItem {
+  key: string;
+  kv: IKeyValue;
+  /** An object's entry, or for a marker the directory's entry. */
+  object?: ObjectEntry;
+  dir?: DirEntry;
+  /** The directories above the record (for a marker: above its directory). */
+  chain: DirNode[];
+  /** The revision the walk reads at. */
+  revision: number;
+}
+
+export class TreeReader {
+  constructor(
+    private readonly conn: EtcdConnection,
+    private readonly keys: EtcdKeys,
+    private readonly paths: PathResolver,
+  ) {}
+
+  async listLevel(bucket: string, options: ListOptions): Promise<ListPage> {
+    const prefix = options.prefix ?? '';
+    const limit = pageLimit(options.limit);
+    const start = listStart(prefix, options.startAfter);
+    const level = levelOf(prefix);
+    const partial = prefix.slice(level.length);
+    const lowest = lowestName(level, partial, start);
+    const view = await this.paths.resolve(bucket, level, (id) => {
+      if (lowest === undefined) return [];
+      // One entry below `start` may come back (the directory `start` lies in), hence +2.
+      const { end } = this.keys.entries(bucket, id, partial);
+      return [{ key: this.keys.entry(bucket, id, lowest), range_end: end, limit: limit + 2 }];
+    });
+    if (!view.bucket) throw new NotFoundError(`bucket ${bucket} does not exist`);
+    const page: ListPage = { objects: [], prefixes: [] };
+    if (!view.complete || lowest === undefined) return page;
+    const id = view.chain.at(-1)?.id ?? ROOT_DIR;
+    const entries = (view.extra[0]?.kvs ?? [])
+      .map((kv) => ({ kv, key: level + this.keys.entryName(bucket, id, kv.key) }))
+      .filter((e) => compareKeys(e.key, start) >= 0);
+    for (const { kv, key } of entries.slice(0, limit)) {
+      if (key.endsWith('/')) page.prefixes.push(key);
+      else {
+        const entry = decode<ObjectEntry>(kv.value, `${bucket}/${key}`);
+        page.objects.push(summaryOf(bucket, key, versionOf(kv.mod_revision, view.chain), entry.s));
+      }
+    }
+    if (entries.length > limit) page.next = entries[limit - 1]!.key;
+    return page;
+  }
+
+  async listRecursive(bucket: string, options: ListOptions): Promise<ListPage> {
+    const prefix = options.prefix ?? '';
+    const limit = pageLimit(options.limit);
+    const page: ListPage = { objects: [], prefixes: [] };
+    let last = '';
+    for await (const item of this.walk(bucket, prefix, listStart(prefix, options.startAfter))) {
+      if (page.objects.length === limit) {
+        page.next = last;
+        break;
+      }
+      const version = versionOf(item.kv.mod_revision, item.chain);
+      page.objects.push(summaryOf(bucket, item.key, version, (item.object ?? item.dir!.m!).s));
+      last = item.key;
+    }
+    return page;
+  }
+
+  /** Records (markers included) from `start` on, in key order, while their keys start with `prefix`. */
+  async *walk(bucket: string, prefix: string, start: string): AsyncGenerator<WalkItem> {
+    const level = levelOf(prefix);
+    const view = await this.paths.resolve(bucket, level);
+    if (!view.bucket) throw new NotFoundError(`bucket ${bucket} does not exist`);
+    if (!view.complete) return;
+    const node = view.chain.at(-1);
+    if (node?.entry.m && prefix === level && compareKeys(level, start) >= 0) {
+      const kv = { key: node.key, mod_revision: node.mod, create_revision: node.create } as IKeyValue;
+      yield { key: level, kv, dir: node.entry, chain: view.chain.slice(0, -1), revision: view.revision };
+    }
+    yield* this.walkDir(
+      bucket,
+      level,
+      node?.id ?? ROOT_DIR,
+      view.chain,
+      start,
+      prefix.slice(level.length),
+      view.revision,
+    );
+  }
+
+  private async *walkDir(
+    bucket: string,
+    path: string,
+    id: string,
+    chain: DirNode[],
+    start: string,
+    partial: string,
+    revision: number,
+  ): AsyncGenerator<WalkItem> {
+    const lowest = lowestName(path, partial, start);
+    if (lowest === undefined) return;
+    const end = this.keys.entries(bucket, id, partial).end;
+    let from = this.keys.entry(bucket, id, lowest);
+    for (;;) {
+      const { responses } = await this.conn.read([{ key: from, range_end: end, limit: WALK_PAGE }], revision);
+      const found = responses[0]!;
+      for (const kv of found.kvs) {
+        const key = path + this.keys.entryName(bucket, id, kv.key);
+        if (!key.endsWith('/')) {
+          if (compareKeys(key, start) >= 0) {
+            yield { key, kv, object: decode<ObjectEntry>(kv.value, `${bucket}/${key}`), chain, revision };
+          }
+          continue;
+        }
+        const dir = decode<DirEntry>(kv.value, `directory ${bucket}/${key}`);
+        if (dir.m && compareKeys(key, start) >= 0) yield { key, kv, dir, chain, revision };
+        const node: DirNode = {
+          path: key,
+          key: kv.key,
+          id: dir.id,
+          mod: kv.mod_revision,
+          create: kv.create_revision,
+          entry: dir,
+        };
+        yield* this.walkDir(bucket, key, dir.id, [...chain, node], start, '', revision);
+      }
+      if (!found.more || found.kvs.length === 0) return;
+      from = successor(found.kvs.at(-1)!.key);
+    }
+  }
+
+  /** Every entry below directory `id`, breadth first, at one revision. */
+  async *under(
+    bucket: string,
+    id: string,
+    revision?: number,
+  ): AsyncGenerator<{ kv: IKeyValue; name: string; dirId: string }> {
+    const pending = [id];
+    while (pending.length > 0) {
+      const dirId = pending.shift()!;
+      const range = this.keys.entries(bucket, dirId);
+      let from = range.key;
+      for (;;) {
+        const read = await this.conn.read([{ key: from, range_end: range.end, limit: WALK_PAGE }], revision);
+        revision = read.revision;
+        const found = read.responses[0]!;
+        for (const kv of found.kvs) {
+          const name = this.keys.entryName(bucket, dirId, kv.key);
+          if (name.endsWith('/')) pending.push(decode<DirEntry>(kv.value, `directory ${name}`).id);
+          yield { kv, name, dirId };
+        }
+        if (!found.more || found.kvs.length === 0) break;
+        from = successor(found.kvs.at(-1)!.key);
+      }
+    }
+  }
+}
+
+/**
+ * The first name to read in directory `path` for keys from `start` on that
+ * start with path + `partial`; undefined when `start` lies past the directory.
+ * When `start` lies inside a subdirectory, reading starts at that subdirectory.
+ */
+function lowestName(path: string, partial: string, start: string): string | undefined {
+  if (!start.startsWith(path)) return compareKeys(start, path) < 0 ? partial : undefined;
+  const rest = start.slice(path.length);
+  const slash = rest.indexOf('/');
+  const from = slash >= 0 ? rest.slice(0, slash + 1) : rest;
+  if (compareKeys(from, partial) <= 0) return partial;
+  return from.startsWith(partial) ? from : undefined;
+}

@@ -1,0 +1,287 @@
+import type { ITxnResponse } from 'etcd3';
+import { ExistsError, NotEmptyError, NotFoundError, UnavailableError } from '../core/errors.js';
+import type { ObjectDraft, ObjectRecord } from '../core/types.js';
+import { checkExpect, checkPrefixRename, orphanedChunks } from './commit-rules.js';
+import { type BlobStore, listHash } from './etcd-blobs.js';
+import { AmbiguousCommit, type EtcdConnection, type TxnPlan } from './etcd-client.js';
+import { NeedChildren, Snapshot, TreeEdit } from './etcd-edit.js';
+import type { GarbageChange, GarbageQueue } from './etcd-garbage.js';
+import { type BlobRef, type EtcdKeys, newId, type StoredBody, type StoredSummary } from './etcd-keys.js';
+import type { Located, Locator } from './etcd-locate.js';
+import { bodyOf, KEY_BODY_BYTES, placeBody, splitRecord } from './etcd-records.js';
+import { isMarker } from './keyspace.js';
+import type { Expect } from './store.js';
+
+/**
+ * The object commits of EtcdMetadataStore. Each one reads what it changes
+ * (Locator), plans the change (TreeEdit) with its garbage (GarbageQueue), and
+ * commits it as one transaction that applies only if nothing it read has
+ * changed; otherwise it reads again and decides again. Every commit carries a
+ * token, so that after an answer lost in transit the retry recognises its own
+ * commit instead of reporting a conflict with itself.
+ */
+
+/** A commit retried this often against other writers gives up. */
+const MAX_ATTEMPTS = 64;
+
+interface Outcome<T> {
+  done: true;
+  value: T;
+}
+
+export class ObjectCommits {
+  constructor(
+    private readonly conn: EtcdConnection,
+    private readonly keys: EtcdKeys,
+    private readonly locator: Locator,
+    private readonly blobs: BlobStore,
+    private readonly garbage: GarbageQueue,
+    private readonly committed: () => void,
+  ) {}
+
+  async put(draft: ObjectDraft, expect: Expect): Promise<ObjectRecord> {
+    const { bucket, key } = draft;
+    const { summary, chunks, inline } = splitRecord(draft);
+    const token = newId();
+    const big = chunks.length > 0 && JSON.stringify(chunks).length > KEY_BODY_BYTES;
+    const hash = big ? listHash(chunks) : '';
+    let written: BlobRef | undefined;
+    let ambiguous = false;
+    try {
+      return await this.attempts(async (deadline) => {
+        const at = await this.locator.locate(bucket, key, {}, deadline);
+        if (!at.view.bucket) throw new NotFoundError(`bucket ${bucket} does not exist`);
+        if (at.token === token) return done({ ...draft, version: at.version! } as ObjectRecord);
+        checkExpect(bucket, key, at.summary ? { version: at.version! } : undefined, expect);
+        const old = at.body;
+        const reused = big && old?.blob?.hash === hash ? old.blob : undefined;
+        let body: StoredBody;
+        if (!big) body = bodyOf(chunks, inline);
+        else {
+          written = reused ? written : (written ?? (await this.blobs.write(chunks, hash)));
+          body = { ...(inline !== undefined ? { inline } : {}), blob: reused ?? written! };
+        }
+        const snapshot = this.snapshot(bucket, at);
+        const oldChunks = reused ? chunks : await this.locator.chunks(old, at.view.revision);
+        const now = Date.now();
+        const change: GarbageChange = {
+          retire: orphanedChunks(oldChunks, chunks).map((chunk) => ({ chunk, queuedAt: now })),
+          rescue: chunks.map((c) => c.id),
+          rescueKeys: chunks.length > 0 ? [[bucket, key]] : [],
+          rescueDirs: [],
+        };
+        const plan = await this.plan(snapshot, token, (edit) => this.place(edit, key, summary, body, token));
+        if (old?.blob && old.blob !== reused) this.blobs.drop(plan, old.blob);
+        if (body.blob && !reused) this.blobs.adopt(plan, body.blob);
+        const result = await this.commit(plan, change, snapshot.journalEmpty, deadline, () => {
+          ambiguous = true;
+        });
+        return result && done({ ...draft, version: Number(result.header.revision) } as ObjectRecord);
+      });
+    } catch (err) {
+      // Pages nobody can reference any more; after a lost answer they may be in use, so they stay.
+      if (written && !ambiguous) await this.blobs.discard(written).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async delete(bucket: string, key: string, expect: Expect): Promise<ObjectRecord | undefined> {
+    let removed: ObjectRecord | undefined;
+    let ambiguous = false;
+    return this.attempts(async (deadline) => {
+      const at = await this.locator.locate(bucket, key, { children: true }, deadline);
+      if (!at.summary) {
+        // Gone after a commit whose answer was lost: that was this delete.
+        if (ambiguous && removed) return done(removed);
+        checkExpect(bucket, key, undefined, expect);
+        return done(undefined);
+      }
+      checkExpect(bucket, key, { version: at.version! }, expect);
+      removed = await this.locator.record(bucket, at);
+      const snapshot = this.snapshot(bucket, at);
+      const token = newId();
+      const plan = await this.plan(snapshot, token, (edit) => {
+        if (isMarker(key)) edit.removeMarker(key);
+        else edit.removeObject(key);
+      });
+      if (at.body?.blob) this.blobs.drop(plan, at.body.blob);
+      const now = Date.now();
+      const change = retireOnly(removed!.chunks.map((chunk) => ({ chunk, queuedAt: now })));
+      const result = await this.commit(plan, change, snapshot.journalEmpty, deadline, () => {
+        ambiguous = true;
+      });
+      return result && done(removed);
+    });
+  }
+
+  async rename(bucket: string, from: string, to: string, replace: boolean): Promise<ObjectRecord> {
+    const token = newId();
+    let ambiguous = false;
+    return this.attempts(async (deadline) => {
+      const [source, target] = await Promise.all([
+        this.locator.locate(bucket, from, { children: true }, deadline),
+        from === to ? undefined : this.locator.locate(bucket, to, {}, deadline),
+      ]);
+      if (!source.view.bucket) throw new NotFoundError(`bucket ${bucket} does not exist`);
+      if (ambiguous && target?.token === token) {
+        return done((await this.locator.record(bucket, target))!);
+      }
+      if (!source.summary) throw new NotFoundError(`${bucket}/${from} does not exist`);
+      const moving = (await this.locator.record(bucket, source))!;
+      if (!target) return done(moving);
+      if (!target.view.bucket || target.view.bucket.create_revision !== source.view.bucket.create_revision) {
+        return undefined;
+      }
+      if (target.summary && !replace) throw new ExistsError(`${bucket}/${to} already exists`);
+      const snapshot = this.snapshot(bucket, source, target);
+      const body = source.body ?? {};
+      const plan = await this.plan(snapshot, token, (edit) => {
+        if (isMarker(from)) edit.removeMarker(from);
+        else edit.removeObject(from);
+        this.place(edit, to, source.summary!, body, token);
+      });
+      const replaced = target.summary ? await this.locator.chunks(target.body, target.view.revision) : [];
+      if (target.body?.blob) this.blobs.drop(plan, target.body.blob);
+      const now = Date.now();
+      const change: GarbageChange = {
+        retire: orphanedChunks(replaced, moving.chunks).map((chunk) => ({ chunk, queuedAt: now })),
+        rescue: moving.chunks.map((c) => c.id),
+        rescueKeys: moving.chunks.length > 0 ? [[bucket, to]] : [],
+        rescueDirs: [],
+      };
+      const result = await this.commit(plan, change, snapshot.journalEmpty, deadline, () => {
+        ambiguous = true;
+      });
+      return result && done({ ...moving, key: to, version: Number(result.header.revision) });
+    });
+  }
+
+  async renamePrefix(
+    bucket: string,
+    from: string,
+    to: string,
+    count: (dirId: string, revision: number) => Promise<number>,
+  ): Promise<number> {
+    checkPrefixRename(from, to);
+    const token = newId();
+    let ambiguous = false;
+    return this.attempts(async (deadline) => {
+      const [source, target] = await Promise.all([
+        this.locator.locate(bucket, from, {}, deadline),
+        this.locator.locate(bucket, to, { children: true }, deadline),
+      ]);
+      if (!source.view.bucket) throw new NotFoundError(`bucket ${bucket} does not exist`);
+      const moved = source.dirNode;
+      const landed = target.dirNode;
+      if (ambiguous && landed?.entry.t === token) {
+        return done((await count(landed.id, target.view.revision)) + (landed.entry.m ? 1 : 0));
+      }
+      if (!moved) return done(0);
+      const total = async (revision: number) => (await count(moved.id, revision)) + (moved.entry.m ? 1 : 0);
+      if (from === to) return done(await total(source.view.revision));
+      if (target.view.bucket?.create_revision !== source.view.bucket.create_revision) return undefined;
+      if (landed && (target.children!.kvs.length > 0 || target.children!.more)) {
+        throw new NotEmptyError(`${bucket}/${to} is not empty`);
+      }
+      const snapshot = this.snapshot(bucket, source, target);
+      const plan = await this.plan(snapshot, token, (edit) => edit.moveDir(from, to, target.children));
+      const replaced = landed?.entry.m ? await this.locator.chunks(landed.entry.m.b, target.view.revision) : [];
+      const kept = moved.entry.m ? await this.locator.chunks(moved.entry.m.b, source.view.revision) : [];
+      if (landed?.entry.m?.b.blob) this.blobs.drop(plan, landed.entry.m.b.blob);
+      const now = Date.now();
+      const change: GarbageChange = {
+        retire: orphanedChunks(replaced, kept).map((chunk) => ({ chunk, queuedAt: now })),
+        rescue: [],
+        rescueKeys: [],
+        // Everything moved is referenced again: unless the queue is empty, take it back off.
+        rescueDirs: snapshot.queueEmpty ? [] : [[bucket, moved.id]],
+      };
+      if (snapshot.queueEmpty) {
+        const queue = this.keys.garbageQueue();
+        const journal = this.keys.journalRange();
+        plan.emptyRange(queue.key, queue.end);
+        plan.emptyRange(journal.key, journal.end);
+      }
+      const result = await this.commit(plan, change, snapshot.journalEmpty, deadline, () => {
+        ambiguous = true;
+      });
+      return result && done(await total(Number(result.header.revision)));
+    });
+  }
+
+  /** Writes `summary` and `body` as the record at `key`, an object's entry or a directory's marker. */
+  private place(edit: TreeEdit, key: string, summary: StoredSummary, body: StoredBody, token: string): void {
+    if (isMarker(key)) {
+      edit.putMarker(key, { s: summary, b: body });
+      return;
+    }
+    const { inEntry, separate } = placeBody(body);
+    edit.putObject(key, { s: summary, ...(inEntry ? { b: inEntry } : {}), t: token }, separate);
+  }
+
+  private snapshot(bucket: string, ...found: Located[]): Snapshot {
+    const snapshot = new Snapshot(bucket, found[0]!.view.bucket!);
+    for (const located of found) this.locator.absorb(snapshot, located);
+    snapshot.journalEmpty = found.every((l) => l.journalEmpty);
+    snapshot.queueEmpty = found.every((l) => l.queueEmpty);
+    return snapshot;
+  }
+
+  /** Plans against the snapshot, reading more of it when the plan asks for it. */
+  private async plan(snapshot: Snapshot, token: string, build: (edit: TreeEdit) => void): Promise<TxnPlan> {
+    for (;;) {
+      const edit = new TreeEdit(this.keys, snapshot.name, snapshot, token);
+      build(edit);
+      try {
+        return edit.finish();
+      } catch (err) {
+        if (!(err instanceof NeedChildren)) throw err;
+        await this.locator.readChildren(snapshot, err);
+      }
+    }
+  }
+
+  /** The commit, or undefined when it did not apply (read again) or its answer was lost. */
+  private async commit(
+    plan: TxnPlan,
+    change: GarbageChange,
+    journalEmpty: boolean,
+    deadline: number,
+    onAmbiguous: () => void,
+  ): Promise<ITxnResponse | undefined> {
+    const { blob, journaled } = await this.garbage.addToCommit(plan, change, journalEmpty);
+    let result: ITxnResponse;
+    try {
+      result = await this.conn.commit(plan.request(), deadline);
+    } catch (err) {
+      if (!(err instanceof AmbiguousCommit)) throw err;
+      onAmbiguous();
+      if (Date.now() >= deadline) throw err.failure;
+      return undefined;
+    }
+    if (!result.succeeded) {
+      if (blob) await this.blobs.discard(blob);
+      return undefined;
+    }
+    this.committed();
+    if (journaled) this.garbage.kick();
+    return result;
+  }
+
+  private async attempts<T>(attempt: (deadline: number) => Promise<Outcome<T> | undefined>): Promise<T> {
+    const deadline = this.conn.deadline();
+    for (let n = 0; n < MAX_ATTEMPTS; n++) {
+      const outcome = await attempt(deadline);
+      if (outcome) return outcome.value;
+    }
+    throw new UnavailableError(`etcd: gave up after ${MAX_ATTEMPTS} attempts against concurrent changes`);
+  }
+}
+
+function done<T>(value: T): Outcome<T> {
+  return { done: true, value };
+}
+
+function retireOnly(retire: GarbageChange['retire']): GarbageChange {
+  return { retire, rescue: [], rescueKeys: [], rescueDirs: [] };
+}
