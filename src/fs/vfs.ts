@@ -64,7 +64,8 @@ const STATFS_TTL_MS = 5_000;
  * How long attributes learnt from a directory listing answer getattr. `ls -l`
  * asks for every entry right after readdir; the listing already carried them.
  * Same span as the kernel's own attribute cache; every change made through
- * this mount clears it, and open() drops its file first (close-to-open).
+ * this mount clears it, a commit by any other process (the store's generation
+ * moving: a watch on etcd) voids it, and open() drops its file first (close-to-open).
  */
 const LISTED_ATTRS_MS = 1_000;
 const LISTED_ATTRS_MAX = 100_000;
@@ -89,7 +90,7 @@ export class Vfs {
   private readonly uid = process.getuid?.() ?? 0;
   private readonly gid = process.getgid?.() ?? 0;
   private statfsCache: { value: StatFs; at: number } | undefined;
-  private readonly listedAttrs = new Map<string, { stat: Stat; at: number }>();
+  private readonly listedAttrs = new Map<string, { stat: Stat; at: number; generation: number }>();
 
   constructor(
     private readonly lilio: Lilio,
@@ -110,7 +111,9 @@ export class Vfs {
     const key = fileKey(where.bucket, where.key);
     if (!this.files.has(key)) {
       const listed = this.listedAttrs.get(key);
-      if (listed && Date.now() - listed.at < LISTED_ATTRS_MS) return listed.stat;
+      if (listed && Date.now() - listed.at < LISTED_ATTRS_MS && listed.generation === this.lilio.meta.generation()) {
+        return listed.stat;
+      }
     }
     const entry = await this.entry(where.bucket, where.key);
     if (!entry) throw new NotFoundError(`${path} does not exist`);
@@ -135,6 +138,8 @@ export class Vfs {
     }
     const names = new Set<string>();
     let startAfter: string | undefined;
+    // Taken before listing: anything committed after it, in any process, voids what the listing carried.
+    const generation = this.lilio.meta.generation();
     do {
       const page = await this.lilio.list(where.bucket, { prefix, delimiter: '/', startAfter, limit: 1000 });
       for (const p of page.prefixes) names.add(p.slice(prefix.length, -1));
@@ -144,7 +149,7 @@ export class Vfs {
         names.add(o.key.slice(prefix.length));
         if (o.kind !== 'dir') {
           const stat = this.fileStat(o.kind === 'symlink' ? S_IFLNK : S_IFREG, o.attrs, o.size);
-          this.listedAttrs.set(fileKey(where.bucket, o.key), { stat, at: now });
+          this.listedAttrs.set(fileKey(where.bucket, o.key), { stat, at: now, generation });
         }
       }
       startAfter = page.next;

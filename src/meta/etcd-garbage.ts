@@ -1,6 +1,6 @@
 import type { IKeyValue } from 'etcd3';
 import { UnavailableError } from '../core/errors.js';
-import type { GarbageEntry } from '../core/types.js';
+import type { ChunkRef, GarbageEntry } from '../core/types.js';
 import type { BlobStore } from './etcd-blobs.js';
 import { decode, type EtcdConnection, MAX_TXN_BYTES, TxnPlan } from './etcd-client.js';
 import { type BlobRef, type EtcdKeys, encode, type JournalEntry, newId, successor } from './etcd-keys.js';
@@ -33,6 +33,13 @@ import { type BlobRef, type EtcdKeys, encode, type JournalEntry, newId, successo
 export interface GarbageChange {
   /** Chunks the commit stops referencing. */
   retire: GarbageEntry[];
+  /**
+   * Whole chunk lists (blobs) of records the commit replaced or removed, read
+   * only when applied: their chunks, less those the records at `rescueKeys`
+   * reference then, are queued. The blobs pass to the journal entry, which
+   * deletes them once applied. Always journaled.
+   */
+  retireLists?: BlobRef[];
   /** Chunk ids the commit references (taken off the queue directly, when that fits). */
   rescue: string[];
   /** Where to read, when applied, the chunks to take off the queue instead. */
@@ -47,6 +54,10 @@ export interface ChunkSources {
 
 /** Journal entries carry their chunk list inline up to this size. */
 const INLINE_RETIRE_BYTES = 64 * 1024;
+/** Transactions a bulk step (applying a journal entry, handing out garbage) keeps in flight. */
+const PARALLEL = 8;
+/** Age-index keys read at once by takeGarbage. */
+const INDEX_READ = 4096;
 
 export class GarbageQueue {
   private draining: Promise<void> | undefined;
@@ -84,12 +95,15 @@ export class GarbageQueue {
     journalEmpty: boolean,
   ): Promise<{ blob?: BlobRef; journaled: boolean }> {
     const direct = change.rescue.length + 2 * change.retire.length;
-    if (direct === 0 && change.rescueKeys.length === 0 && change.rescueDirs.length === 0) return { journaled: false };
+    const lists = change.retireLists ?? [];
+    if (direct === 0 && lists.length === 0 && change.rescueKeys.length === 0 && change.rescueDirs.length === 0) {
+      return { journaled: false };
+    }
     const fits =
       plan.opCount + direct <= this.maxOps &&
       plan.compareCount + 1 <= this.maxOps &&
       plan.bytes + 400 * change.retire.length + 64 * change.rescue.length < MAX_TXN_BYTES;
-    if (journalEmpty && fits && change.rescueDirs.length === 0) {
+    if (journalEmpty && fits && change.rescueDirs.length === 0 && lists.length === 0) {
       const journal = this.keys.journalRange();
       plan.emptyRange(journal.key, journal.end);
       for (const id of change.rescue) plan.delete(this.keys.garbage(id));
@@ -106,6 +120,7 @@ export class GarbageQueue {
         this.blobs.adopt(plan, blob);
       }
     }
+    if (lists.length > 0) entry.lists = lists;
     const keys = [...change.rescueKeys];
     if (keys.length > 0) entry.keys = keys;
     if (change.rescueDirs.length > 0) entry.dirs = change.rescueDirs;
@@ -132,9 +147,7 @@ export class GarbageQueue {
 
   async count(): Promise<number> {
     await this.drain();
-    const range = this.keys.garbageQueue();
-    const found = await this.conn.range({ key: range.key, range_end: range.end, count_only: true });
-    return Number(found.count);
+    return this.queueSize();
   }
 
   async peek(afterChunkId: string | undefined, limit: number): Promise<GarbageEntry[]> {
@@ -184,32 +197,57 @@ export class GarbageQueue {
   /** Hands out (and removes) up to `limit` entries queued before `queuedBefore`, oldest first. */
   async take(queuedBefore: number, limit: number): Promise<GarbageEntry[]> {
     const taken: GarbageEntry[] = [];
+    const due = this.keys.garbageDueBefore(queuedBefore);
+    // Onwards from what this call already went through: deleted keys stay in etcd's index
+    // until compaction, and would otherwise be walked over again on every round.
+    let from = due.key;
     for (let rounds = 0; taken.length < limit && rounds < 1000; rounds++) {
       await this.drain();
-      const due = this.keys.garbageDueBefore(queuedBefore);
-      const want = Math.min(limit - taken.length, Math.floor((this.maxOps - 1) / 2));
-      const index = await this.conn.range({ key: due.key, range_end: due.end, limit: want, keys_only: true });
+      const index = await this.conn.range({
+        key: from,
+        range_end: due.end,
+        limit: Math.min(limit - taken.length, INDEX_READ),
+        keys_only: true,
+      });
       if (index.kvs.length === 0) break;
-      const candidates = index.kvs.map((kv) => ({ indexKey: kv.key, at: this.keys.parseGarbageByAge(kv.key) }));
-      const existing = await this.existing(candidates.map((c) => c.at[1]));
-      const plan = new TxnPlan();
-      const journal = this.keys.journalRange();
-      plan.emptyRange(journal.key, journal.end);
-      const batch: GarbageEntry[] = [];
-      for (const { indexKey, at } of candidates) {
-        const kv = existing.get(at[1]);
-        const entry = kv && decode<GarbageEntry>(kv.value, 'a garbage entry');
-        plan.delete(indexKey);
-        // An index entry left by a rescue, or by queuing the chunk again later, only goes.
-        if (!kv || !entry || entry.queuedAt !== at[0]) continue;
-        plan.unchanged(kv.key, kv.mod_revision);
-        plan.delete(kv.key);
-        batch.push(entry);
-      }
-      const result = await this.conn.write(plan.request());
-      if (result.succeeded) taken.push(...batch);
+      const batches: IKeyValue[][] = [];
+      for (let i = 0; i < index.kvs.length; i += this.takeBatch) batches.push(index.kvs.slice(i, i + this.takeBatch));
+      let retry: Buffer | undefined;
+      await inParallel(batches, PARALLEL, async (batch) => {
+        const got = await this.takeBatchOf(batch);
+        if (got) taken.push(...got);
+        else if (!retry || Buffer.compare(batch[0]!.key, retry) < 0) retry = batch[0]!.key;
+      });
+      // A batch that lost a race with a commit is read again from its first key.
+      from = retry ?? successor(index.kvs.at(-1)!.key);
     }
     return taken.sort((a, b) => a.queuedAt - b.queuedAt || (a.chunk.id < b.chunk.id ? -1 : 1));
+  }
+
+  private get takeBatch(): number {
+    return Math.floor((this.maxOps - 1) / 2);
+  }
+
+  /** Takes the entries behind some age-index keys in one transaction; undefined if it lost a race. */
+  private async takeBatchOf(indexKeys: IKeyValue[]): Promise<GarbageEntry[] | undefined> {
+    const candidates = indexKeys.map((kv) => ({ indexKey: kv.key, at: this.keys.parseGarbageByAge(kv.key) }));
+    const existing = await this.existing(candidates.map((c) => c.at[1]));
+    const plan = new TxnPlan();
+    const journal = this.keys.journalRange();
+    plan.emptyRange(journal.key, journal.end);
+    const batch: GarbageEntry[] = [];
+    for (const { indexKey, at } of candidates) {
+      const kv = existing.get(at[1]);
+      const entry = kv && decode<GarbageEntry>(kv.value, 'a garbage entry');
+      plan.delete(indexKey);
+      // An index entry left by a rescue, or by queuing the chunk again later, only goes.
+      if (!kv || !entry || entry.queuedAt !== at[0]) continue;
+      plan.unchanged(kv.key, kv.mod_revision);
+      plan.delete(kv.key);
+      batch.push(entry);
+    }
+    const result = await this.conn.write(plan.request());
+    return result.succeeded ? batch : undefined;
   }
 
   private putEntry(plan: TxnPlan, entry: GarbageEntry): void {
@@ -217,12 +255,17 @@ export class GarbageQueue {
     plan.put(this.keys.garbageByAge(entry.queuedAt, entry.chunk.id), Buffer.alloc(0));
   }
 
+  /** The queue entries of some chunks (those queued), read a transaction's worth at a time, several at once. */
   private async existing(chunkIds: string[]): Promise<Map<string, IKeyValue>> {
-    const { responses } = await this.conn.read(chunkIds.map((id) => ({ key: this.keys.garbage(id) })));
     const found = new Map<string, IKeyValue>();
-    responses.forEach((r, i) => {
-      const kv = r.kvs[0];
-      if (kv) found.set(chunkIds[i]!, kv);
+    const batches: string[][] = [];
+    for (let i = 0; i < chunkIds.length; i += this.maxOps) batches.push(chunkIds.slice(i, i + this.maxOps));
+    await inParallel(batches, PARALLEL, async (ids) => {
+      const { responses } = await this.conn.read(ids.map((id) => ({ key: this.keys.garbage(id) })));
+      responses.forEach((r, i) => {
+        const kv = r.kvs[0];
+        if (kv) found.set(ids[i]!, kv);
+      });
     });
     return found;
   }
@@ -251,26 +294,37 @@ export class GarbageQueue {
       plan.created(kv.key, kv.create_revision);
       return plan;
     };
-    const rescued = new Set<string>();
-    for (const [bucket, key] of entry.keys ?? [])
-      for (const id of await this.sources.chunksAt(bucket, key)) rescued.add(id);
-    for (const [bucket, dirId] of entry.dirs ?? []) {
-      for await (const ids of this.sources.chunksUnder(bucket, dirId)) for (const id of ids) rescued.add(id);
-    }
     const retire = entry.retire ?? (entry.retireBlob ? await this.blobs.read<GarbageEntry>(entry.retireBlob) : []);
-    const targets = rescued.size > 0 ? await this.queuedIds(rescued) : [];
-    if (targets.length > 0) {
-      for (let i = 0; i < targets.length; i += this.maxOps) {
-        const plan = fenced();
-        for (const id of targets.slice(i, i + this.maxOps)) plan.delete(this.keys.garbage(id));
-        if (!(await this.conn.write(plan.request())).succeeded) return;
+    for (const list of entry.lists ?? []) {
+      for (const chunk of await this.blobs.read<ChunkRef>(list)) retire.push({ chunk, queuedAt: entry.at });
+    }
+    // What to take back is read only when there is something to take it from.
+    const rescued = new Set<string>();
+    if (retire.length > 0 || (await this.queueSize()) > 0) {
+      for (const [bucket, key] of entry.keys ?? []) {
+        for (const id of await this.sources.chunksAt(bucket, key)) rescued.add(id);
+      }
+      for (const [bucket, dirId] of entry.dirs ?? []) {
+        for await (const ids of this.sources.chunksUnder(bucket, dirId)) for (const id of ids) rescued.add(id);
       }
     }
+    let fenceHeld = true;
+    const targets = rescued.size > 0 ? await this.queuedIds(rescued) : [];
+    const rescues: string[][] = [];
+    for (let i = 0; i < targets.length; i += this.maxOps) rescues.push(targets.slice(i, i + this.maxOps));
+    await inParallel(rescues, PARALLEL, async (ids) => {
+      const plan = fenced();
+      for (const id of ids) plan.delete(this.keys.garbage(id));
+      if (!(await this.conn.write(plan.request())).succeeded) fenceHeld = false;
+    });
+    if (!fenceHeld) return;
     // Disjoint from what was rescued, so helpers applying the same entry at once cannot undo each other.
     const queue = latest(retire.filter((e) => !rescued.has(e.chunk.id)));
     const step = Math.floor(this.maxOps / 2);
-    for (let i = 0; i < queue.length; i += step) {
-      const batch = queue.slice(i, i + step);
+    const retires: GarbageEntry[][] = [];
+    for (let i = 0; i < queue.length; i += step) retires.push(queue.slice(i, i + step));
+    await inParallel(retires, PARALLEL, async (batch) => {
+      if (!fenceHeld) return;
       const existing = await this.existing(batch.map((e) => e.chunk.id));
       const plan = fenced();
       for (const e of batch) {
@@ -278,19 +332,26 @@ export class GarbageQueue {
         const queued = kv ? decode<GarbageEntry>(kv.value, 'a garbage entry').queuedAt : e.queuedAt;
         this.putEntry(plan, { chunk: e.chunk, queuedAt: Math.max(queued, e.queuedAt) });
       }
-      if (!(await this.conn.write(plan.request())).succeeded) return;
-    }
+      if (!(await this.conn.write(plan.request())).succeeded) fenceHeld = false;
+    });
+    if (!fenceHeld) return;
     const done = fenced();
     done.delete(kv.key);
     if (entry.retireBlob) this.blobs.drop(done, entry.retireBlob);
+    for (const list of entry.lists ?? []) this.blobs.drop(done, list);
     await this.conn.write(done.request());
   }
 
   /** Which of `ids` are queued: by lookup when few, by reading the queue when it is the smaller. */
-  private async queuedIds(ids: Set<string>): Promise<string[]> {
+  private async queueSize(): Promise<number> {
     const range = this.keys.garbageQueue();
     const counted = await this.conn.range({ key: range.key, range_end: range.end, count_only: true });
-    const size = Number(counted.count);
+    return Number(counted.count);
+  }
+
+  private async queuedIds(ids: Set<string>): Promise<string[]> {
+    const range = this.keys.garbageQueue();
+    const size = await this.queueSize();
     if (size === 0) return [];
     if (ids.size <= size) return [...(await this.existing([...ids])).keys()];
     const queued: string[] = [];
@@ -315,4 +376,22 @@ function latest(entries: GarbageEntry[]): GarbageEntry[] {
     if (!seen || entry.queuedAt > seen.queuedAt) byChunk.set(entry.chunk.id, entry);
   }
   return [...byChunk.values()];
+}
+
+/** Runs `work` over `items`, at most `concurrency` at a time; the first failure is thrown once all settle. */
+async function inParallel<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  const worker = async () => {
+    while (next < items.length && failure === undefined) {
+      const item = items[next++]!;
+      try {
+        await work(item);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+  if (failure !== undefined) throw failure;
 }

@@ -207,6 +207,8 @@ export interface JournalEntry {
   /** Chunks to queue, inline or in a blob. */
   retire?: GarbageEntry[];
   retireBlob?: BlobRef;
+  /** Chunk lists of replaced records, queued at `at` less what `keys` reference (the entry owns the blobs). */
+  lists?: BlobRef[];
   /** Take off the queue every chunk the record at [bucket, key] references when this entry is applied. */
   keys?: [string, string][];
   /** The same for every record below directory [bucket, dirId]. */

@@ -1,6 +1,6 @@
 import type { ITxnResponse } from 'etcd3';
 import { ExistsError, NotEmptyError, NotFoundError, UnavailableError } from '../core/errors.js';
-import type { ObjectDraft, ObjectRecord } from '../core/types.js';
+import type { ChunkRef, ObjectDraft, ObjectRecord } from '../core/types.js';
 import { checkExpect, checkPrefixRename, orphanedChunks } from './commit-rules.js';
 import { type BlobStore, listHash } from './etcd-blobs.js';
 import { AmbiguousCommit, type EtcdConnection, type TxnPlan } from './etcd-client.js';
@@ -23,6 +23,11 @@ import type { Expect } from './store.js';
 
 /** A commit retried this often against other writers gives up. */
 const MAX_ATTEMPTS = 64;
+
+/** Since when commits have been failing without an answer. */
+interface Failing {
+  since: number | undefined;
+}
 
 interface Outcome<T> {
   done: true;
@@ -48,8 +53,8 @@ export class ObjectCommits {
     let written: BlobRef | undefined;
     let ambiguous = false;
     try {
-      return await this.attempts(async (deadline) => {
-        const at = await this.locator.locate(bucket, key, {}, deadline);
+      return await this.attempts(async (failing) => {
+        const at = await this.locator.locate(bucket, key);
         if (!at.view.bucket) throw new NotFoundError(`bucket ${bucket} does not exist`);
         if (at.token === token) return done({ ...draft, version: at.version! } as ObjectRecord);
         checkExpect(bucket, key, at.summary ? { version: at.version! } : undefined, expect);
@@ -62,18 +67,15 @@ export class ObjectCommits {
           body = { ...(inline !== undefined ? { inline } : {}), blob: reused ?? written! };
         }
         const snapshot = this.snapshot(bucket, at);
-        const oldChunks = reused ? chunks : await this.locator.chunks(old, at.view.revision);
-        const now = Date.now();
         const change: GarbageChange = {
-          retire: orphanedChunks(oldChunks, chunks).map((chunk) => ({ chunk, queuedAt: now })),
+          ...replacedBy(reused ? undefined : old, chunks),
           rescue: chunks.map((c) => c.id),
-          rescueKeys: chunks.length > 0 ? [[bucket, key]] : [],
+          rescueKeys: chunks.length > 0 || old?.blob ? [[bucket, key]] : [],
           rescueDirs: [],
         };
         const plan = await this.plan(snapshot, token, (edit) => this.place(edit, key, summary, body, token));
-        if (old?.blob && old.blob !== reused) this.blobs.drop(plan, old.blob);
         if (body.blob && !reused) this.blobs.adopt(plan, body.blob);
-        const result = await this.commit(plan, change, snapshot.journalEmpty, deadline, () => {
+        const result = await this.commit(plan, change, snapshot.journalEmpty, failing, () => {
           ambiguous = true;
         });
         return result && done({ ...draft, version: Number(result.header.revision) } as ObjectRecord);
@@ -88,8 +90,8 @@ export class ObjectCommits {
   async delete(bucket: string, key: string, expect: Expect): Promise<ObjectRecord | undefined> {
     let removed: ObjectRecord | undefined;
     let ambiguous = false;
-    return this.attempts(async (deadline) => {
-      const at = await this.locator.locate(bucket, key, { children: true }, deadline);
+    return this.attempts(async (failing) => {
+      const at = await this.locator.locate(bucket, key, { children: true });
       if (!at.summary) {
         // Gone after a commit whose answer was lost: that was this delete.
         if (ambiguous && removed) return done(removed);
@@ -104,10 +106,8 @@ export class ObjectCommits {
         if (isMarker(key)) edit.removeMarker(key);
         else edit.removeObject(key);
       });
-      if (at.body?.blob) this.blobs.drop(plan, at.body.blob);
-      const now = Date.now();
-      const change = retireOnly(removed!.chunks.map((chunk) => ({ chunk, queuedAt: now })));
-      const result = await this.commit(plan, change, snapshot.journalEmpty, deadline, () => {
+      const change: GarbageChange = { ...replacedBy(at.body, []), rescue: [], rescueKeys: [], rescueDirs: [] };
+      const result = await this.commit(plan, change, snapshot.journalEmpty, failing, () => {
         ambiguous = true;
       });
       return result && done(removed);
@@ -117,10 +117,10 @@ export class ObjectCommits {
   async rename(bucket: string, from: string, to: string, replace: boolean): Promise<ObjectRecord> {
     const token = newId();
     let ambiguous = false;
-    return this.attempts(async (deadline) => {
+    return this.attempts(async (failing) => {
       const [source, target] = await Promise.all([
-        this.locator.locate(bucket, from, { children: true }, deadline),
-        from === to ? undefined : this.locator.locate(bucket, to, {}, deadline),
+        this.locator.locate(bucket, from, { children: true }),
+        from === to ? undefined : this.locator.locate(bucket, to),
       ]);
       if (!source.view.bucket) throw new NotFoundError(`bucket ${bucket} does not exist`);
       if (ambiguous && target?.token === token) {
@@ -140,16 +140,13 @@ export class ObjectCommits {
         else edit.removeObject(from);
         this.place(edit, to, source.summary!, body, token);
       });
-      const replaced = target.summary ? await this.locator.chunks(target.body, target.view.revision) : [];
-      if (target.body?.blob) this.blobs.drop(plan, target.body.blob);
-      const now = Date.now();
       const change: GarbageChange = {
-        retire: orphanedChunks(replaced, moving.chunks).map((chunk) => ({ chunk, queuedAt: now })),
+        ...replacedBy(target.summary ? target.body : undefined, moving.chunks),
         rescue: moving.chunks.map((c) => c.id),
-        rescueKeys: moving.chunks.length > 0 ? [[bucket, to]] : [],
+        rescueKeys: moving.chunks.length > 0 || target.body?.blob ? [[bucket, to]] : [],
         rescueDirs: [],
       };
-      const result = await this.commit(plan, change, snapshot.journalEmpty, deadline, () => {
+      const result = await this.commit(plan, change, snapshot.journalEmpty, failing, () => {
         ambiguous = true;
       });
       return result && done({ ...moving, key: to, version: Number(result.header.revision) });
@@ -165,10 +162,10 @@ export class ObjectCommits {
     checkPrefixRename(from, to);
     const token = newId();
     let ambiguous = false;
-    return this.attempts(async (deadline) => {
+    return this.attempts(async (failing) => {
       const [source, target] = await Promise.all([
-        this.locator.locate(bucket, from, {}, deadline),
-        this.locator.locate(bucket, to, { children: true }, deadline),
+        this.locator.locate(bucket, from),
+        this.locator.locate(bucket, to, { children: true }),
       ]);
       if (!source.view.bucket) throw new NotFoundError(`bucket ${bucket} does not exist`);
       const moved = source.dirNode;
@@ -185,14 +182,11 @@ export class ObjectCommits {
       }
       const snapshot = this.snapshot(bucket, source, target);
       const plan = await this.plan(snapshot, token, (edit) => edit.moveDir(from, to, target.children));
-      const replaced = landed?.entry.m ? await this.locator.chunks(landed.entry.m.b, target.view.revision) : [];
       const kept = moved.entry.m ? await this.locator.chunks(moved.entry.m.b, source.view.revision) : [];
-      if (landed?.entry.m?.b.blob) this.blobs.drop(plan, landed.entry.m.b.blob);
-      const now = Date.now();
       const change: GarbageChange = {
-        retire: orphanedChunks(replaced, kept).map((chunk) => ({ chunk, queuedAt: now })),
+        ...replacedBy(landed?.entry.m?.b, kept),
         rescue: [],
-        rescueKeys: [],
+        rescueKeys: landed?.entry.m?.b.blob ? [[bucket, to]] : [],
         // Everything moved is referenced again: unless the queue is empty, take it back off.
         rescueDirs: snapshot.queueEmpty ? [] : [[bucket, moved.id]],
       };
@@ -202,7 +196,7 @@ export class ObjectCommits {
         plan.emptyRange(queue.key, queue.end);
         plan.emptyRange(journal.key, journal.end);
       }
-      const result = await this.commit(plan, change, snapshot.journalEmpty, deadline, () => {
+      const result = await this.commit(plan, change, snapshot.journalEmpty, failing, () => {
         ambiguous = true;
       });
       return result && done(await total(Number(result.header.revision)));
@@ -246,19 +240,21 @@ export class ObjectCommits {
     plan: TxnPlan,
     change: GarbageChange,
     journalEmpty: boolean,
-    deadline: number,
+    failing: Failing,
     onAmbiguous: () => void,
   ): Promise<ITxnResponse | undefined> {
     const { blob, journaled } = await this.garbage.addToCommit(plan, change, journalEmpty);
     let result: ITxnResponse;
     try {
-      result = await this.conn.commit(plan.request(), deadline);
+      result = await this.conn.commit(plan.request());
     } catch (err) {
       if (!(err instanceof AmbiguousCommit)) throw err;
       onAmbiguous();
-      if (Date.now() >= deadline) throw err.failure;
+      failing.since ??= Date.now();
+      if (Date.now() - failing.since >= this.conn.options.requestTimeoutMs) throw err.failure;
       return undefined;
     }
+    failing.since = undefined;
     if (!result.succeeded) {
       if (blob) await this.blobs.discard(blob);
       return undefined;
@@ -268,10 +264,14 @@ export class ObjectCommits {
     return result;
   }
 
-  private async attempts<T>(attempt: (deadline: number) => Promise<Outcome<T> | undefined>): Promise<T> {
-    const deadline = this.conn.deadline();
+  /**
+   * Runs attempts until one decides. A commit whose answer is lost is tried
+   * again, until the cluster has failed to answer for requestTimeoutMs.
+   */
+  private async attempts<T>(attempt: (failing: Failing) => Promise<Outcome<T> | undefined>): Promise<T> {
+    const failing: Failing = { since: undefined };
     for (let n = 0; n < MAX_ATTEMPTS; n++) {
-      const outcome = await attempt(deadline);
+      const outcome = await attempt(failing);
       if (outcome) return outcome.value;
     }
     throw new UnavailableError(`etcd: gave up after ${MAX_ATTEMPTS} attempts against concurrent changes`);
@@ -282,6 +282,14 @@ function done<T>(value: T): Outcome<T> {
   return { done: true, value };
 }
 
-function retireOnly(retire: GarbageChange['retire']): GarbageChange {
-  return { retire, rescue: [], rescueKeys: [], rescueDirs: [] };
+/**
+ * The garbage of replacing (or removing) a record whose body was `old` by one
+ * referencing `kept`: the chunks dropped, or for a long list the whole blob,
+ * handed to the journal, which queues it less what the new record holds.
+ */
+function replacedBy(old: StoredBody | undefined, kept: ChunkRef[]): Pick<GarbageChange, 'retire' | 'retireLists'> {
+  if (!old) return { retire: [] };
+  if (old.blob) return { retire: [], retireLists: [old.blob] };
+  const now = Date.now();
+  return { retire: orphanedChunks(old.chunks ?? [], kept).map((chunk) => ({ chunk, queuedAt: now })) };
 }
