@@ -231,7 +231,11 @@ t.test('stores on one etcd see each other: generation by watch, close-to-open re
       await new Promise((r) => setTimeout(r, 10));
     }
   };
-  await until('both watches are up', () => a.generation() === a.generation() && b.generation() === b.generation());
+  const steady = (store: EtcdMetadataStore) => {
+    const generation = store.generation();
+    return store.generation() === generation;
+  };
+  await until('both watches are up', () => steady(a) && steady(b));
   const before = b.generation();
   t.equal(b.generation(), before, 'stable while nothing happens');
   const put = await a.putObject(objectDraft('photos', 'shared/k'), 'absent');
@@ -244,8 +248,8 @@ t.test('stores on one etcd see each other: generation by watch, close-to-open re
   // A watch cancelled by etcd (e.g. its revision was compacted): untrusted until re-established.
   const feed = (b as unknown as { feed: { watcher: { emit(e: string, err: Error): void } } }).feed;
   feed.watcher.emit('error', new Error('simulated: watch cancelled'));
-  t.not(b.generation(), b.generation(), 'while the watch is down every call answers a new generation');
-  await until('the watch is back', () => b.generation() === b.generation());
+  t.notOk(steady(b), 'while the watch is down every call answers a new generation');
+  await until('the watch is back', () => steady(b));
   const settled = b.generation();
   await a.deleteObject('photos', 'shared/k');
   await until('events flow again', () => b.generation() !== settled);
