@@ -249,12 +249,15 @@ export class EtcdConnection {
   private async retrying<T>(deadline: number, attempt: () => Promise<T>): Promise<T> {
     this.ensureOpen();
     let pause = 25;
+    // What a member said, rather than that members are being skipped for having said it.
+    let telling: unknown;
     for (;;) {
       try {
         return await attempt();
       } catch (err) {
         if (this.closed) throw new UnavailableError('the etcd metadata store is closed');
-        if (!isTransient(err) || Date.now() + pause >= deadline) throw this.failure(err);
+        if (!(err instanceof HostResting)) telling = err;
+        if (!isTransient(err) || Date.now() + pause >= deadline) throw this.failure(telling ?? err);
         await sleep(pause);
         pause = Math.min(pause * 2, 500);
       }
