@@ -543,7 +543,8 @@ export class Vfs {
     if (open && !open.unlinked && (open.dirty || !open.base)) return { kind: 'open', file: open };
     const meta = this.lilio.meta;
     await this.lilio.bucket(bucket);
-    const record = await meta.getObject(bucket, key);
+    const found = meta.lookup ? await meta.lookup(bucket, key) : undefined;
+    const record = found ? found.record : await meta.getObject(bucket, key);
     if (open && !open.unlinked) {
       // Nothing is pending on it here, and it stays the path only until another process commits
       // a new version: then its handles keep the version they opened and the path moves on
@@ -552,8 +553,9 @@ export class Vfs {
       this.files.delete(fileKey(bucket, key));
     }
     if (record) return record.kind === 'symlink' ? { kind: 'symlink', record } : { kind: 'file', record };
-    const marker = await meta.getObject(bucket, `${key}/`);
+    const marker = found ? found.marker : await meta.getObject(bucket, `${key}/`);
     if (marker) return { kind: 'dir', marker };
+    if (found) return found.dir ? { kind: 'dir' } : undefined;
     const below = await meta.list(bucket, { prefix: `${key}/`, limit: 1 });
     if (below.objects.length > 0 || below.prefixes.length > 0) return { kind: 'dir' };
     return undefined;

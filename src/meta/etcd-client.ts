@@ -324,6 +324,11 @@ export class TxnPlan {
     return this.writes.has(key.toString('latin1'));
   }
 
+  /** Every key this transaction puts or deletes one by one. */
+  writtenKeys(): Buffer[] {
+    return [...this.writes.values()].map((op) => (op.request_put?.key ?? op.request_delete_range?.key)!);
+  }
+
   get compareCount(): number {
     return this.compares.size;
   }

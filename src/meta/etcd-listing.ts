@@ -88,7 +88,8 @@ export class TreeReader {
   /** Records (markers included) from `start` on, in key order, while their keys start with `prefix`. */
   async *walk(bucket: string, prefix: string, start: string): AsyncGenerator<WalkItem> {
     const level = levelOf(prefix);
-    const view = await this.paths.resolve(bucket, level);
+    // Read, not cached: a walk reads everything at one revision.
+    const view = await this.paths.resolve(bucket, level, undefined, undefined, undefined, true);
     if (!view.bucket) throw new NotFoundError(`bucket ${bucket} does not exist`);
     if (!view.complete) return;
     const node = view.chain.at(-1);
@@ -96,15 +97,8 @@ export class TreeReader {
       const kv = { key: node.key, mod_revision: node.mod, create_revision: node.create } as IKeyValue;
       yield { key: level, kv, dir: node.entry, chain: view.chain.slice(0, -1), revision: view.revision };
     }
-    yield* this.walkDir(
-      bucket,
-      level,
-      node?.id ?? ROOT_DIR,
-      view.chain,
-      start,
-      prefix.slice(level.length),
-      view.revision,
-    );
+    const at = { revision: view.revision };
+    yield* this.walkDir(bucket, level, node?.id ?? ROOT_DIR, view.chain, start, prefix.slice(level.length), at);
   }
 
   private async *walkDir(
@@ -114,15 +108,17 @@ export class TreeReader {
     chain: DirNode[],
     start: string,
     partial: string,
-    revision: number,
+    at: { revision: number | undefined },
   ): AsyncGenerator<WalkItem> {
     const lowest = lowestName(path, partial, start);
     if (lowest === undefined) return;
     const end = this.keys.entries(bucket, id, partial).end;
     let from = this.keys.entry(bucket, id, lowest);
     for (;;) {
-      const { responses } = await this.conn.read([{ key: from, range_end: end, limit: WALK_PAGE }], revision);
-      const found = responses[0]!;
+      const read = await this.conn.read([{ key: from, range_end: end, limit: WALK_PAGE }], at.revision);
+      at.revision = read.revision;
+      const revision = read.revision;
+      const found = read.responses[0]!;
       for (const kv of found.kvs) {
         const key = path + this.keys.entryName(bucket, id, kv.key);
         if (!key.endsWith('/')) {
@@ -141,7 +137,7 @@ export class TreeReader {
           create: kv.create_revision,
           entry: dir,
         };
-        yield* this.walkDir(bucket, key, dir.id, [...chain, node], start, '', revision);
+        yield* this.walkDir(bucket, key, dir.id, [...chain, node], start, '', at);
       }
       if (!found.more || found.kvs.length === 0) return;
       from = successor(found.kvs.at(-1)!.key);

@@ -40,6 +40,8 @@ export interface Located {
   /** For a marker key: its directory's node. */
   dirNode?: DirNode;
   children?: Children;
+  /** With `dirToo`: the directory named like the key, if there is one. */
+  sameNamedDir?: DirNode;
   journalEmpty: boolean;
   queueEmpty: boolean;
 }
@@ -47,6 +49,12 @@ export interface Located {
 export interface LocateOptions {
   /** Read the first entries of the record's directory (for removals). */
   children?: boolean;
+  /** Whether the garbage journal and queue are empty (for commits). */
+  probes?: boolean;
+  /** For an object key, also the directory of the same name ('a' and 'a/'), for lookup. */
+  dirToo?: boolean;
+  /** Read from etcd even what the watch-coherent cache holds. */
+  fresh?: boolean;
 }
 
 const CHILDREN_PEEK = 3;
@@ -60,7 +68,7 @@ export class Locator {
     private readonly garbage: GarbageQueue,
   ) {}
 
-  async locate(bucket: string, key: string, options: LocateOptions = {}, deadline?: number): Promise<Located> {
+  async locate(bucket: string, key: string, options: LocateOptions = {}): Promise<Located> {
     const marker = isMarker(key);
     // A marker lives in its directory's entry, the last one on its own path.
     const dirPath = marker ? key : parentOf(key);
@@ -69,20 +77,25 @@ export class Locator {
       bucket,
       dirPath,
       (id) => {
-        const requests: IRangeRequest[] = [this.garbage.journalProbe(), this.garbage.queueProbe()];
+        const requests: IRangeRequest[] = [];
+        if (options.probes) requests.push(this.garbage.journalProbe(), this.garbage.queueProbe());
         if (!marker)
           requests.push({ key: this.keys.entry(bucket, id, name) }, { key: this.keys.body(bucket, id, name) });
+        if (!marker && options.dirToo) requests.push({ key: this.keys.entry(bucket, id, `${name}/`) });
         if (options.children) requests.push(this.childrenRequest(bucket, id, CHILDREN_PEEK));
         return requests;
       },
       undefined,
-      deadline,
+      undefined,
+      options.fresh,
     );
     const located: Located = { view, key, journalEmpty: false, queueEmpty: false };
     if (!view.complete) return located;
-    const [journal, queue, ...rest] = view.extra;
-    located.journalEmpty = journal!.kvs.length === 0;
-    located.queueEmpty = queue!.kvs.length === 0;
+    const answers = [...view.extra];
+    if (options.probes) {
+      located.journalEmpty = answers.shift()!.kvs.length === 0;
+      located.queueEmpty = answers.shift()!.kvs.length === 0;
+    }
     const leaf = view.chain.at(-1);
     if (marker) {
       const node = leaf!;
@@ -94,22 +107,30 @@ export class Locator {
         located.token = node.entry.t;
       }
     } else {
-      const [entryRead, bodyRead] = rest.splice(0, 2);
-      const kv = entryRead!.kvs[0];
+      const kv = answers.shift()!.kvs[0];
+      const bodyKv = answers.shift()!.kvs[0];
       if (kv) {
         const entry = decode<ObjectEntry>(kv.value, `${bucket}/${key}`);
         located.entryKv = kv;
         located.entry = entry;
-        located.bodyKv = bodyRead!.kvs[0];
+        located.bodyKv = bodyKv;
         located.summary = entry.s;
-        located.body = entry.b ?? (located.bodyKv ? decode<StoredBody>(located.bodyKv.value, `${bucket}/${key}`) : {});
+        located.body = entry.b ?? (bodyKv ? decode<StoredBody>(bodyKv.value, `${bucket}/${key}`) : {});
         located.version = versionOf(kv.mod_revision, view.chain);
         located.token = entry.t;
       }
+      if (options.dirToo) {
+        const dirKv = answers.shift()!.kvs[0];
+        if (dirKv) located.sameNamedDir = Locator.dirNode(`${key}/`, dirKv, bucket);
+      }
     }
     if (options.children) {
-      const read = rest[0]!;
+      const read = answers.shift()!;
       located.children = { id: leaf?.id ?? ROOT_DIR, kvs: read.kvs, more: read.more };
+    }
+    // A cached entry may point at pages deleted since (its change not yet seen): read those afresh.
+    if (view.cached && (located.body?.blob || located.sameNamedDir?.entry.m?.b.blob)) {
+      return this.locate(bucket, key, { ...options, fresh: true });
     }
     return located;
   }

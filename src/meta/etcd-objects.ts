@@ -1,5 +1,5 @@
 import type { ITxnResponse } from 'etcd3';
-import { ExistsError, NotEmptyError, NotFoundError, UnavailableError } from '../core/errors.js';
+import { ExistsError, LilioError, NotEmptyError, NotFoundError, UnavailableError } from '../core/errors.js';
 import type { ChunkRef, ObjectDraft, ObjectRecord } from '../core/types.js';
 import { checkExpect, checkPrefixRename, orphanedChunks } from './commit-rules.js';
 import { type BlobStore, listHash } from './etcd-blobs.js';
@@ -8,8 +8,9 @@ import { NeedChildren, Snapshot, TreeEdit } from './etcd-edit.js';
 import type { GarbageChange, GarbageQueue } from './etcd-garbage.js';
 import { type BlobRef, type EtcdKeys, newId, type StoredBody, type StoredSummary } from './etcd-keys.js';
 import type { Located, Locator } from './etcd-locate.js';
+import type { PathResolver } from './etcd-paths.js';
 import { bodyOf, KEY_BODY_BYTES, placeBody, splitRecord } from './etcd-records.js';
-import { isMarker } from './keyspace.js';
+import { isMarker, parentOf } from './keyspace.js';
 import type { Expect } from './store.js';
 
 /**
@@ -39,9 +40,11 @@ export class ObjectCommits {
     private readonly conn: EtcdConnection,
     private readonly keys: EtcdKeys,
     private readonly locator: Locator,
+    private readonly paths: PathResolver,
     private readonly blobs: BlobStore,
     private readonly garbage: GarbageQueue,
-    private readonly committed: () => void,
+    /** After a commit (or one whose answer was lost), with the keys it wrote. */
+    private readonly committed: (written: Buffer[]) => void,
   ) {}
 
   async put(draft: ObjectDraft, expect: Expect): Promise<ObjectRecord> {
@@ -52,9 +55,15 @@ export class ObjectCommits {
     const hash = big ? listHash(chunks) : '';
     let written: BlobRef | undefined;
     let ambiguous = false;
+    if (expect === 'absent' && !big && !isMarker(key)) {
+      const created = await this.createAsLastSeen(draft, token, () => {
+        ambiguous = true;
+      });
+      if (created) return created;
+    }
     try {
       return await this.attempts(async (failing) => {
-        const at = await this.locator.locate(bucket, key);
+        const at = await this.locator.locate(bucket, key, { probes: true });
         if (!at.view.bucket) throw new NotFoundError(`bucket ${bucket} does not exist`);
         if (at.token === token) return done({ ...draft, version: at.version! } as ObjectRecord);
         checkExpect(bucket, key, at.summary ? { version: at.version! } : undefined, expect);
@@ -91,7 +100,7 @@ export class ObjectCommits {
     let removed: ObjectRecord | undefined;
     let ambiguous = false;
     return this.attempts(async (failing) => {
-      const at = await this.locator.locate(bucket, key, { children: true });
+      const at = await this.locator.locate(bucket, key, { children: true, probes: true });
       if (!at.summary) {
         // Gone after a commit whose answer was lost: that was this delete.
         if (ambiguous && removed) return done(removed);
@@ -119,8 +128,8 @@ export class ObjectCommits {
     let ambiguous = false;
     return this.attempts(async (failing) => {
       const [source, target] = await Promise.all([
-        this.locator.locate(bucket, from, { children: true }),
-        from === to ? undefined : this.locator.locate(bucket, to),
+        this.locator.locate(bucket, from, { children: true, probes: true }),
+        from === to ? undefined : this.locator.locate(bucket, to, { probes: true }),
       ]);
       if (!source.view.bucket) throw new NotFoundError(`bucket ${bucket} does not exist`);
       if (ambiguous && target?.token === token) {
@@ -164,8 +173,8 @@ export class ObjectCommits {
     let ambiguous = false;
     return this.attempts(async (failing) => {
       const [source, target] = await Promise.all([
-        this.locator.locate(bucket, from),
-        this.locator.locate(bucket, to, { children: true }),
+        this.locator.locate(bucket, from, { probes: true }),
+        this.locator.locate(bucket, to, { children: true, probes: true }),
       ]);
       if (!source.view.bucket) throw new NotFoundError(`bucket ${bucket} does not exist`);
       const moved = source.dirNode;
@@ -201,6 +210,41 @@ export class ObjectCommits {
       });
       return result && done(await total(Number(result.header.revision)));
     });
+  }
+
+  /**
+   * A new key in a directory this process has read before: one transaction
+   * planned on what was read then, without reading again. Its compares check
+   * all of it, so a stale picture only costs this attempt (undefined: take
+   * the ordinary way). Creating many files in one directory is the common case.
+   */
+  private async createAsLastSeen(
+    draft: ObjectDraft,
+    token: string,
+    onAmbiguous: () => void,
+  ): Promise<ObjectRecord | undefined> {
+    const { bucket, key } = draft;
+    const seen = this.paths.lastSeen(bucket, parentOf(key));
+    if (!seen) return undefined;
+    const { summary, chunks, inline } = splitRecord(draft);
+    const snapshot = new Snapshot(bucket, seen.bucket);
+    for (const node of seen.chain) snapshot.dirs.set(node.path, node);
+    snapshot.objects.set(key, {});
+    // Assumed empty: the plan then compares that it is, if it queues or rescues anything directly.
+    snapshot.journalEmpty = true;
+    const body = bodyOf(chunks, inline);
+    const plan = await this.plan(snapshot, token, (edit) => this.place(edit, key, summary, body, token));
+    const change: GarbageChange = {
+      retire: [],
+      rescue: chunks.map((c) => c.id),
+      rescueKeys: chunks.length > 0 ? [[bucket, key]] : [],
+      rescueDirs: [],
+    };
+    const result = await this.commit(plan, change, true, { since: undefined }, onAmbiguous).catch((err) => {
+      if (err instanceof LilioError && (err.code === 'UNAVAILABLE' || err.code === 'TIMEOUT')) return undefined;
+      throw err;
+    });
+    return result && ({ ...draft, version: Number(result.header.revision) } as ObjectRecord);
   }
 
   /** Writes `summary` and `body` as the record at `key`, an object's entry or a directory's marker. */
@@ -249,6 +293,7 @@ export class ObjectCommits {
       result = await this.conn.commit(plan.request());
     } catch (err) {
       if (!(err instanceof AmbiguousCommit)) throw err;
+      this.committed(plan.writtenKeys());
       onAmbiguous();
       failing.since ??= Date.now();
       if (Date.now() - failing.since >= this.conn.options.requestTimeoutMs) throw err.failure;
@@ -259,7 +304,7 @@ export class ObjectCommits {
       if (blob) await this.blobs.discard(blob);
       return undefined;
     }
-    this.committed();
+    this.committed(plan.writtenKeys());
     if (journaled) this.garbage.kick();
     return result;
   }

@@ -1,6 +1,7 @@
 import type { IKeyValue, IRangeRequest, IRangeResponse } from 'etcd3';
 import { NameTooLongError } from '../core/errors.js';
-import { decode, type EtcdConnection } from './etcd-client.js';
+import type { KeyCache } from './etcd-cache.js';
+import { decode, type EtcdConnection, type ReadResult } from './etcd-client.js';
 import { type DirEntry, type EtcdKeys, ROOT_DIR } from './etcd-keys.js';
 import { dirsOf, parentOf } from './keyspace.js';
 
@@ -33,6 +34,8 @@ export interface PathView {
   complete: boolean;
   extra: IRangeResponse[];
   revision: number;
+  /** Answered from the watch-coherent cache, without a read. */
+  cached: boolean;
 }
 
 const CACHE_MAX = 100_000;
@@ -49,13 +52,42 @@ export function baseName(key: string): string {
 
 export class PathResolver {
   private readonly ids = new Map<string, string>();
+  /** The directory entries and bucket records as last read: the basis of an optimistic commit. */
+  private readonly nodes = new Map<string, DirNode>();
+  private readonly buckets = new Map<string, IKeyValue>();
 
   constructor(
     private readonly conn: EtcdConnection,
     private readonly keys: EtcdKeys,
     /** Deepest directory path a key may have: each level costs a compare in a transaction. */
     readonly maxDepth: number,
+    private readonly cache?: KeyCache,
   ) {}
+
+  /** Point reads all answered by the cache, as if read at the newest revision they were read at. */
+  private fromCache(requests: IRangeRequest[]): (ReadResult & { cached: boolean }) | undefined {
+    if (!this.cache) return undefined;
+    const responses: IRangeResponse[] = [];
+    let revision = 0;
+    for (const request of requests) {
+      if (request.range_end) return undefined;
+      const hit = this.cache.get(request.key!);
+      if (!hit) return undefined;
+      revision = Math.max(revision, hit.revision);
+      responses.push({ kvs: hit.kv ? [hit.kv] : [], more: false, count: hit.kv ? '1' : '0' } as IRangeResponse);
+    }
+    return { responses, revision, cached: true };
+  }
+
+  private async readAndKeep(requests: IRangeRequest[], revision: number | undefined, deadline: number) {
+    const read = await this.conn.read(requests, revision, deadline);
+    if (this.cache && revision === undefined) {
+      requests.forEach((request, i) => {
+        if (!request.range_end) this.cache!.fill(request.key!, read.responses[i]?.kvs[0], read.revision);
+      });
+    }
+    return { ...read, cached: false };
+  }
 
   checkDepth(key: string): void {
     let depth = 0;
@@ -74,13 +106,36 @@ export class PathResolver {
 
   remember(bucket: string, path: string, id: string | undefined): void {
     if (path === '') return;
-    if (this.ids.size >= CACHE_MAX) this.ids.clear();
-    if (id === undefined) this.ids.delete(`${bucket}\0${path}`);
-    else this.ids.set(`${bucket}\0${path}`, id);
+    if (this.ids.size >= CACHE_MAX) {
+      this.ids.clear();
+      this.nodes.clear();
+    }
+    if (id === undefined) {
+      this.ids.delete(`${bucket}\0${path}`);
+      this.nodes.delete(`${bucket}\0${path}`);
+    } else this.ids.set(`${bucket}\0${path}`, id);
   }
 
   forgetBucket(bucket: string): void {
     for (const key of this.ids.keys()) if (key.startsWith(`${bucket}\0`)) this.ids.delete(key);
+    for (const key of this.nodes.keys()) if (key.startsWith(`${bucket}\0`)) this.nodes.delete(key);
+    this.buckets.delete(bucket);
+  }
+
+  /**
+   * The bucket record and the directories of `dirPath` as last read, if all
+   * were: possibly stale, so only fit to build a commit whose compares check them.
+   */
+  lastSeen(bucket: string, dirPath: string): { bucket: IKeyValue; chain: DirNode[] } | undefined {
+    const record = this.buckets.get(bucket);
+    if (!record) return undefined;
+    const chain: DirNode[] = [];
+    for (const path of dirsOf(dirPath)) {
+      const node = this.nodes.get(`${bucket}\0${path}`);
+      if (!node) return undefined;
+      chain.push(node);
+    }
+    return { bucket: record, chain };
   }
 
   /**
@@ -94,6 +149,7 @@ export class PathResolver {
     extra: (leafId: string) => IRangeRequest[] = () => [],
     revision?: number,
     deadline = this.conn.deadline(),
+    fresh = false,
   ): Promise<PathView> {
     const paths = dirsOf(dirPath);
     for (;;) {
@@ -111,10 +167,24 @@ export class PathResolver {
       const leafGuess = built === paths.length ? parent : undefined;
       const extraRequests = leafGuess === undefined ? [] : extra(leafGuess);
       requests.push(...extraRequests);
-      const read = await this.conn.read(requests, revision, deadline);
+      const read =
+        (!fresh && revision === undefined && this.fromCache(requests)) ||
+        (await this.readAndKeep(requests, revision, deadline));
       revision = read.revision;
-      const view: PathView = { bucket: read.responses[0]?.kvs[0], chain: [], complete: false, extra: [], revision };
-      if (!view.bucket) return view;
+      const view: PathView = {
+        bucket: read.responses[0]?.kvs[0],
+        chain: [],
+        complete: false,
+        extra: [],
+        revision,
+        cached: read.cached,
+      };
+      if (!view.bucket) {
+        this.buckets.delete(bucket);
+        return view;
+      }
+      if (this.buckets.size >= CACHE_MAX) this.buckets.clear();
+      this.buckets.set(bucket, view.bucket);
       let guessedRight = true;
       for (let i = 0; i < built && guessedRight; i++) {
         const kv = read.responses[i + 1]?.kvs[0];
@@ -129,7 +199,9 @@ export class PathResolver {
           this.remember(bucket, path, entry.id);
           guessedRight = false;
         }
-        view.chain.push({ path, key: kv.key, id: entry.id, mod: kv.mod_revision, create: kv.create_revision, entry });
+        const node = { path, key: kv.key, id: entry.id, mod: kv.mod_revision, create: kv.create_revision, entry };
+        this.nodes.set(`${bucket}\0${path}`, node);
+        view.chain.push(node);
       }
       if (guessedRight && built === paths.length) {
         view.complete = true;

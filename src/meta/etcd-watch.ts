@@ -13,6 +13,8 @@ import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
 export class ChangeFeed {
   private changes = 0;
   private live = false;
+  /** The newest revision the watch has reported (events up to it have been seen). */
+  seen = 0;
   private closed = false;
   private watcher: Watcher | undefined;
   private restart: NodeJS.Timeout | undefined;
@@ -57,15 +59,18 @@ export class ChangeFeed {
     if (this.closed) return;
     const watcher = this.client.watch().prefix(this.prefix).watcher();
     this.watcher = watcher;
-    watcher.on('connected', () => {
+    watcher.on('connected', (response: IWatchResponse) => {
+      this.seen = Math.max(this.seen, Number(response.header.revision));
       this.live = true;
       this.changes++;
     });
     watcher.on('disconnected', () => this.lost());
     watcher.on('data', (response: IWatchResponse) => {
-      if (response.events.length === 0) return;
-      this.changes++;
-      for (const event of response.events) this.onChange(event.kv.key);
+      if (response.events.length > 0) {
+        this.changes++;
+        for (const event of response.events) this.onChange(event.kv.key);
+      }
+      this.seen = Math.max(this.seen, Number(response.header.revision));
     });
     // Cancelled by etcd (its start revision was compacted away, or an error): start over from now.
     watcher.on('error', () => {

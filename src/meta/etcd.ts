@@ -15,10 +15,11 @@
 import { readFileSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import type { EtcdMetadataConfig } from '../config/schema.js';
-import { ConfigError, ExistsError, NotEmptyError, NotFoundError } from '../core/errors.js';
+import { ConfigError, ExistsError, InvalidError, NotEmptyError, NotFoundError } from '../core/errors.js';
 import type { BucketRecord, GarbageEntry, ObjectDraft, ObjectRecord } from '../core/types.js';
 import { batchLimit } from './commit-rules.js';
 import { BlobStore } from './etcd-blobs.js';
+import { KeyCache } from './etcd-cache.js';
 import { AmbiguousCommit, decode, EtcdConnection, type EtcdStoreOptions, TxnPlan } from './etcd-client.js';
 import { GarbageQueue } from './etcd-garbage.js';
 import { type DirEntry, EtcdKeys, encode, type ObjectEntry, ROOT_DIR, type StoredBody } from './etcd-keys.js';
@@ -28,8 +29,8 @@ import { ObjectCommits } from './etcd-objects.js';
 import { PathResolver, versionOf } from './etcd-paths.js';
 import { recordOf } from './etcd-records.js';
 import { ChangeFeed } from './etcd-watch.js';
-import { keySuccessor } from './keyspace.js';
-import type { Expect, ListOptions, ListPage, MetadataStore } from './store.js';
+import { isMarker, keySuccessor } from './keyspace.js';
+import type { Expect, ListOptions, ListPage, MetadataStore, NameLookup } from './store.js';
 
 const ITERATE_BATCH = 256;
 
@@ -74,6 +75,7 @@ export class EtcdMetadataStore implements MetadataStore {
   private readonly locator: Locator;
   private readonly commits: ObjectCommits;
   private readonly feed: ChangeFeed;
+  private readonly cache: KeyCache;
   /** Bucket records as last read, trusted only while the watch is up and has not reported a change. */
   private readonly bucketCache = new Map<string, BucketRecord>();
   private bucketEpoch = 0;
@@ -82,8 +84,22 @@ export class EtcdMetadataStore implements MetadataStore {
   constructor(options: EtcdStoreOptions) {
     this.conn = new EtcdConnection(options);
     this.keys = new EtcdKeys(options.prefix);
+    const bucketPrefix = this.keys.buckets().key;
+    this.feed = new ChangeFeed(
+      this.conn.client,
+      `${this.keys.root}/`,
+      (key) => {
+        this.cache.drop(key);
+        if (key.subarray(0, bucketPrefix.length).equals(bucketPrefix)) this.forgetBuckets();
+      },
+      () => {
+        this.cache.clear();
+        this.forgetBuckets();
+      },
+    );
+    this.cache = new KeyCache(this.feed);
     // Two paths (a rename) and a dozen other conditions must fit one transaction's compares.
-    this.paths = new PathResolver(this.conn, this.keys, Math.floor((options.maxTxnOps - 16) / 2));
+    this.paths = new PathResolver(this.conn, this.keys, Math.floor((options.maxTxnOps - 16) / 2), this.cache);
     this.reader = new TreeReader(this.conn, this.keys, this.paths);
     this.blobs = new BlobStore(this.conn, this.keys);
     this.garbage = new GarbageQueue(this.conn, this.keys, this.blobs, {
@@ -91,17 +107,17 @@ export class EtcdMetadataStore implements MetadataStore {
       chunksUnder: (bucket, dirId) => this.chunkIdsUnder(bucket, dirId),
     });
     this.locator = new Locator(this.conn, this.keys, this.paths, this.blobs, this.garbage);
-    this.commits = new ObjectCommits(this.conn, this.keys, this.locator, this.blobs, this.garbage, () =>
-      this.feed.bump(),
-    );
-    const bucketPrefix = this.keys.buckets().key;
-    this.feed = new ChangeFeed(
-      this.conn.client,
-      `${this.keys.root}/`,
-      (key) => {
-        if (key.subarray(0, bucketPrefix.length).equals(bucketPrefix)) this.forgetBuckets();
+    this.commits = new ObjectCommits(
+      this.conn,
+      this.keys,
+      this.locator,
+      this.paths,
+      this.blobs,
+      this.garbage,
+      (keys) => {
+        for (const key of keys) this.cache.drop(key);
+        this.feed.bump();
       },
-      () => this.forgetBuckets(),
     );
   }
 
@@ -119,7 +135,7 @@ export class EtcdMetadataStore implements MetadataStore {
       if (ambiguous && isDeepStrictEqual(await this.readBucket(bucket.name), bucket)) return;
       throw new ExistsError(`bucket ${bucket.name} already exists`);
     });
-    this.changed();
+    this.changed(bucket.name);
   }
 
   async getBucket(name: string): Promise<BucketRecord | undefined> {
@@ -149,7 +165,7 @@ export class EtcdMetadataStore implements MetadataStore {
         throw new NotFoundError(`bucket ${bucket.name} does not exist`);
       }
     });
-    this.changed();
+    this.changed(bucket.name);
   }
 
   async deleteBucket(name: string): Promise<void> {
@@ -175,7 +191,7 @@ export class EtcdMetadataStore implements MetadataStore {
       }
     });
     this.paths.forgetBucket(name);
-    this.changed();
+    this.changed(name);
   }
 
   // ---- objects ----
@@ -184,6 +200,23 @@ export class EtcdMetadataStore implements MetadataStore {
     this.conn.ensureOpen();
     this.paths.checkDepth(key);
     return this.locator.record(bucket, await this.locator.locate(bucket, key));
+  }
+
+  async lookup(bucket: string, key: string): Promise<NameLookup> {
+    this.conn.ensureOpen();
+    this.paths.checkDepth(key);
+    if (isMarker(key)) throw new InvalidError(`lookup takes a name, not a directory marker ("${key}")`);
+    const found = await this.locator.locate(bucket, key, { dirToo: true });
+    const dir = found.sameNamedDir;
+    const result: NameLookup = { dir: dir !== undefined };
+    const record = await this.locator.record(bucket, found);
+    if (record) result.record = record;
+    if (dir?.entry.m) {
+      const version = versionOf(dir.mod, found.view.chain);
+      const chunks = await this.locator.chunks(dir.entry.m.b, found.view.revision);
+      result.marker = recordOf(bucket, `${key}/`, version, dir.entry.m.s, chunks, dir.entry.m.b.inline);
+    }
+    return result;
   }
 
   async putObject(draft: ObjectDraft, expect: Expect): Promise<ObjectRecord> {
@@ -280,7 +313,8 @@ export class EtcdMetadataStore implements MetadataStore {
 
   // ---- internals ----
 
-  private changed(): void {
+  private changed(bucket?: string): void {
+    if (bucket !== undefined) this.cache.drop(this.keys.bucket(bucket));
     this.feed.bump();
   }
 
