@@ -174,9 +174,18 @@ export interface ReadResult {
 }
 
 /** Requests to one etcd cluster, with deadlines and retries, answering LilioErrors. */
+interface PendingRead {
+  requests: IRangeRequest[];
+  deadline: number;
+  resolve(result: ReadResult): void;
+  reject(err: unknown): void;
+}
+
 export class EtcdConnection {
   readonly client: Etcd3;
   private closed = false;
+  private pending: PendingRead[] | undefined;
+  private pendingOps = 0;
 
   constructor(readonly options: EtcdStoreOptions) {
     this.client = createClient(options);
@@ -194,6 +203,7 @@ export class EtcdConnection {
   async read(requests: IRangeRequest[], revision?: number, deadline = this.deadline()): Promise<ReadResult> {
     const max = this.options.maxTxnOps;
     if (requests.length === 0 && revision !== undefined) return { responses: [], revision };
+    if (revision === undefined && requests.length <= max / 4) return this.together(requests, deadline);
     const pinned = (r: IRangeRequest) => (revision === undefined ? r : { ...r, revision });
     const first = requests.slice(0, max).map(pinned);
     const head = await this.retrying(deadline, () =>
@@ -207,6 +217,45 @@ export class EtcdConnection {
       responses.push(...more.responses.map((r) => r.response_range));
     }
     return { responses, revision: at };
+  }
+
+  /**
+   * Small reads issued in the same turn of the event loop go out as one
+   * transaction: with many callers at once (a mount serving several
+   * processes) one round trip answers them all, and each gets what it would
+   * have got alone (a transaction reads at one revision).
+   */
+  private together(requests: IRangeRequest[], deadline: number): Promise<ReadResult> {
+    return new Promise((resolve, reject) => {
+      if (!this.pending || this.pendingOps + requests.length > this.options.maxTxnOps) {
+        const batch: PendingRead[] = [];
+        this.pending = batch;
+        this.pendingOps = 0;
+        setImmediate(() => {
+          if (this.pending === batch) this.pending = undefined;
+          void this.sendTogether(batch);
+        });
+      }
+      this.pending.push({ requests, deadline, resolve, reject });
+      this.pendingOps += requests.length;
+    });
+  }
+
+  private async sendTogether(batch: PendingRead[]): Promise<void> {
+    const deadline = Math.min(...batch.map((b) => b.deadline));
+    try {
+      const ops = batch.flatMap((b) => b.requests.map((r) => ({ request_range: r })));
+      const answer = await this.retrying(deadline, () => this.client.kv.txn({ success: ops }, { deadline }));
+      const revision = Number(answer.header.revision);
+      let next = 0;
+      for (const caller of batch) {
+        const responses = answer.responses.slice(next, next + caller.requests.length).map((r) => r.response_range);
+        next += caller.requests.length;
+        caller.resolve({ responses, revision });
+      }
+    } catch (err) {
+      for (const caller of batch) caller.reject(err);
+    }
   }
 
   async range(request: IRangeRequest, deadline = this.deadline()): Promise<IRangeResponse> {
