@@ -32,8 +32,12 @@ export interface MetaTools {
   log(text: string): void;
 }
 
-/** The mount caches attributes this long (src/fs/vfs.ts LISTED_ATTRS_MS and the kernel's attr_timeout). */
-const ATTR_CACHE_MS = 1_000;
+/**
+ * Longest the mount answers a stat from what a listing carried (src/fs/vfs.ts
+ * LISTED_ATTRS_MS; the kernel's own attribute cache is 1 s): waited out before
+ * each cold step, so stats reach the metadata store.
+ */
+const ATTR_CACHE_MS = 5_000;
 
 const WORKER = `
 const fs = require('fs');
