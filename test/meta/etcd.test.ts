@@ -283,3 +283,13 @@ t.test('listing one level reads that level, not what lies below it', async (t) =
   t.equal(moved, 400);
   t.equal((await store.list('photos', { prefix: 'moved/d3/', delimiter: '/' })).objects.length, 20);
 });
+
+t.test('keys deeper than a transaction can check are refused as too long', async (t) => {
+  const { store } = fresh(t);
+  await store.createBucket(bucketRecord('photos'));
+  const deep = (levels: number) => `${Array.from({ length: levels }, (_, i) => `d${i}`).join('/')}/file`;
+  const ok = await store.putObject(objectDraft('photos', deep(56)), 'absent');
+  t.strictSame(await store.getObject('photos', ok.key), ok, '56 directories deep: fine');
+  await t.rejects(store.putObject(objectDraft('photos', deep(57)), 'absent'), { code: 'NAME_TOO_LONG' });
+  await t.rejects(store.getObject('photos', deep(80)), { code: 'NAME_TOO_LONG' });
+});
