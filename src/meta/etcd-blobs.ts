@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { IntegrityError } from '../core/errors.js';
-import { decode, type EtcdConnection, type TxnPlan } from './etcd-client.js';
+import { decode, type EtcdConnection } from './etcd-client.js';
 import { type BlobRef, type EtcdKeys, encode, newId } from './etcd-keys.js';
+import type { TxnPlan } from './etcd-txn.js';
 
 /**
  * Paged lists too big for one etcd value or one transaction (a 100 GiB object

@@ -1,8 +1,8 @@
 import type { IKeyValue } from 'etcd3';
 import { IntegrityError } from '../core/errors.js';
-import { TxnPlan } from './etcd-client.js';
 import { type DirEntry, type EtcdKeys, encode, newId, type ObjectEntry, ROOT_DIR, successor } from './etcd-keys.js';
 import { arrivedAt, baseName, type DirNode, dirName, type PathView } from './etcd-paths.js';
+import { TxnPlan } from './etcd-txn.js';
 import { dirsOf, parentOf } from './keyspace.js';
 
 /**

@@ -2,8 +2,9 @@ import type { IKeyValue } from 'etcd3';
 import { UnavailableError } from '../core/errors.js';
 import type { ChunkRef, GarbageEntry } from '../core/types.js';
 import type { BlobStore } from './etcd-blobs.js';
-import { decode, type EtcdConnection, MAX_TXN_BYTES, TxnPlan } from './etcd-client.js';
+import { decode, type EtcdConnection, MAX_TXN_BYTES } from './etcd-client.js';
 import { type BlobRef, type EtcdKeys, encode, type JournalEntry, newId, successor } from './etcd-keys.js';
+import { TxnPlan } from './etcd-txn.js';
 
 /**
  * The garbage queue: P/g/c/<chunk> per queued chunk (what rescue deletes and

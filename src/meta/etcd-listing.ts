@@ -1,10 +1,12 @@
 import type { IKeyValue } from 'etcd3';
 import { NotFoundError } from '../core/errors.js';
+import type { ChunkRef, ObjectRecord } from '../core/types.js';
 import { pageLimit } from './commit-rules.js';
+import type { BlobStore } from './etcd-blobs.js';
 import { decode, type EtcdConnection } from './etcd-client.js';
-import { type DirEntry, type EtcdKeys, type ObjectEntry, ROOT_DIR, successor } from './etcd-keys.js';
+import { type DirEntry, type EtcdKeys, type ObjectEntry, ROOT_DIR, type StoredBody, successor } from './etcd-keys.js';
 import { type DirNode, type PathResolver, versionOf } from './etcd-paths.js';
-import { summaryOf } from './etcd-records.js';
+import { recordOf, summaryOf } from './etcd-records.js';
 import { compareKeys, levelOf, listStart } from './keyspace.js';
 import type { ListOptions, ListPage } from './store.js';
 
@@ -35,6 +37,7 @@ export class TreeReader {
     private readonly conn: EtcdConnection,
     private readonly keys: EtcdKeys,
     private readonly paths: PathResolver,
+    private readonly blobs: BlobStore,
   ) {}
 
   async listLevel(bucket: string, options: ListOptions): Promise<ListPage> {
@@ -168,6 +171,67 @@ export class TreeReader {
         from = successor(found.kvs.at(-1)!.key);
       }
     }
+  }
+  /** Full records for walked items: bodies kept in their own keys are read at the walk's revision. */
+  async records(bucket: string, items: WalkItem[]): Promise<ObjectRecord[]> {
+    const needBody = items.filter((item) => item.object && !item.object.b);
+    const bodies = new Map<WalkItem, StoredBody>();
+    if (needBody.length > 0) {
+      const { responses } = await this.conn.read(
+        needBody.map((item) => ({ key: this.bodyKeyOf(bucket, item) })),
+        items[0]!.revision,
+      );
+      needBody.forEach((item, i) => {
+        const kv = responses[i]!.kvs[0];
+        bodies.set(item, kv ? decode<StoredBody>(kv.value, `${bucket}/${item.key}`) : {});
+      });
+    }
+    const records: ObjectRecord[] = [];
+    for (const item of items) {
+      const stored = item.object ?? item.dir!.m!;
+      const body = item.object ? (item.object.b ?? bodies.get(item)!) : item.dir!.m!.b;
+      const chunks = await this.chunksOf(body, item.revision);
+      const version = versionOf(item.kv.mod_revision, item.chain);
+      records.push(recordOf(bucket, item.key, version, stored.s, chunks, body.inline));
+    }
+    return records;
+  }
+
+  /** The chunk ids of every record below directory `dirId`, a record at a time. */
+  async *chunkIdsUnder(bucket: string, dirId: string): AsyncIterable<string[]> {
+    for await (const { kv, name, dirId: parent } of this.under(bucket, dirId)) {
+      let body: StoredBody | undefined;
+      if (name.endsWith('/')) body = decode<DirEntry>(kv.value, `directory ${name}`).m?.b;
+      else {
+        const entry = decode<ObjectEntry>(kv.value, `${bucket}/${name}`);
+        body = entry.b;
+        if (!body) {
+          const found = await this.conn.range({ key: this.keys.body(bucket, parent, name) });
+          body = found.kvs[0] ? decode<StoredBody>(found.kvs[0].value, `${bucket}/${name}`) : {};
+        }
+      }
+      const chunks = await this.chunksOf(body);
+      if (chunks.length > 0) yield chunks.map((c) => c.id);
+    }
+  }
+
+  /** How many records lie below directory `dirId` (objects and markers), at `revision`. */
+  async countUnder(bucket: string, dirId: string, revision: number): Promise<number> {
+    let count = 0;
+    for await (const { kv, name } of this.under(bucket, dirId, revision)) {
+      if (!name.endsWith('/') || decode<DirEntry>(kv.value, `directory ${name}`).m) count++;
+    }
+    return count;
+  }
+
+  private chunksOf(body: StoredBody | undefined, revision?: number): Promise<ChunkRef[]> | ChunkRef[] {
+    if (body?.blob) return this.blobs.read<ChunkRef>(body.blob, revision);
+    return body?.chunks ?? [];
+  }
+
+  private bodyKeyOf(bucket: string, item: WalkItem): Buffer {
+    const dirId = item.chain.at(-1)?.id ?? ROOT_DIR;
+    return this.keys.body(bucket, dirId, item.key.slice(item.key.lastIndexOf('/') + 1));
   }
 }
 

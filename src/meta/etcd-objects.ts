@@ -3,13 +3,14 @@ import { ExistsError, LilioError, NotEmptyError, NotFoundError, UnavailableError
 import type { ChunkRef, ObjectDraft, ObjectRecord } from '../core/types.js';
 import { checkExpect, checkPrefixRename, orphanedChunks } from './commit-rules.js';
 import { type BlobStore, listHash } from './etcd-blobs.js';
-import { AmbiguousCommit, type EtcdConnection, type TxnPlan } from './etcd-client.js';
+import { AmbiguousCommit, type EtcdConnection } from './etcd-client.js';
 import { NeedChildren, Snapshot, TreeEdit } from './etcd-edit.js';
 import type { GarbageChange, GarbageQueue } from './etcd-garbage.js';
 import { type BlobRef, type EtcdKeys, newId, type StoredBody, type StoredSummary } from './etcd-keys.js';
 import type { Located, Locator } from './etcd-locate.js';
 import type { PathResolver } from './etcd-paths.js';
 import { bodyOf, KEY_BODY_BYTES, placeBody, splitRecord } from './etcd-records.js';
+import type { TxnPlan } from './etcd-txn.js';
 import { isMarker, parentOf } from './keyspace.js';
 import type { Expect } from './store.js';
 

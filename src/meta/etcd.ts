@@ -12,57 +12,27 @@
  *
  * The master key never comes here: bucket records hold only wrapped data keys.
  */
-import { readFileSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
-import type { EtcdMetadataConfig } from '../config/schema.js';
-import { ConfigError, ExistsError, InvalidError, NotEmptyError, NotFoundError } from '../core/errors.js';
+import { ExistsError, InvalidError, NotEmptyError, NotFoundError } from '../core/errors.js';
 import type { BucketRecord, GarbageEntry, ObjectDraft, ObjectRecord } from '../core/types.js';
 import { batchLimit } from './commit-rules.js';
 import { BlobStore } from './etcd-blobs.js';
 import { KeyCache } from './etcd-cache.js';
-import { AmbiguousCommit, decode, EtcdConnection, type EtcdStoreOptions, TxnPlan } from './etcd-client.js';
+import { AmbiguousCommit, decode, EtcdConnection, type EtcdStoreOptions } from './etcd-client.js';
 import { GarbageQueue } from './etcd-garbage.js';
-import { type DirEntry, EtcdKeys, encode, type ObjectEntry, ROOT_DIR, type StoredBody } from './etcd-keys.js';
+import { EtcdKeys, encode, ROOT_DIR } from './etcd-keys.js';
 import { TreeReader, type WalkItem } from './etcd-listing.js';
 import { Locator } from './etcd-locate.js';
 import { ObjectCommits } from './etcd-objects.js';
 import { PathResolver, versionOf } from './etcd-paths.js';
+
 import { recordOf } from './etcd-records.js';
+import { TxnPlan } from './etcd-txn.js';
 import { ChangeFeed } from './etcd-watch.js';
 import { isMarker, keySuccessor } from './keyspace.js';
 import type { Expect, ListOptions, ListPage, MetadataStore, NameLookup } from './store.js';
 
 const ITERATE_BATCH = 256;
-
-/** The store's options from its config section, reading the TLS files it names. */
-export function etcdOptionsFrom(config: EtcdMetadataConfig['etcd']): EtcdStoreOptions {
-  const file = (what: string, path: string | undefined) => {
-    if (path === undefined) return undefined;
-    try {
-      return readFileSync(path);
-    } catch (err) {
-      throw new ConfigError(`metadata.etcd.tls.${what}: cannot read ${path}: ${(err as Error).message}`);
-    }
-  };
-  const options: EtcdStoreOptions = {
-    endpoints: config.endpoints,
-    prefix: config.prefix,
-    dialTimeoutMs: config.dialTimeoutMs,
-    requestTimeoutMs: config.requestTimeoutMs,
-    maxTxnOps: config.maxTxnOps,
-  };
-  if (config.auth) options.auth = config.auth;
-  if (config.tls) {
-    options.tls = {};
-    const ca = file('caFile', config.tls.caFile);
-    const cert = file('certFile', config.tls.certFile);
-    const key = file('keyFile', config.tls.keyFile);
-    if (ca) options.tls.ca = ca;
-    if (cert) options.tls.cert = cert;
-    if (key) options.tls.key = key;
-  }
-  return options;
-}
 
 export class EtcdMetadataStore implements MetadataStore {
   readonly type = 'etcd';
@@ -100,11 +70,11 @@ export class EtcdMetadataStore implements MetadataStore {
     this.cache = new KeyCache(this.feed);
     // Two paths (a rename) and a dozen other conditions must fit one transaction's compares.
     this.paths = new PathResolver(this.conn, this.keys, Math.floor((options.maxTxnOps - 16) / 2), this.cache);
-    this.reader = new TreeReader(this.conn, this.keys, this.paths);
     this.blobs = new BlobStore(this.conn, this.keys);
+    this.reader = new TreeReader(this.conn, this.keys, this.paths, this.blobs);
     this.garbage = new GarbageQueue(this.conn, this.keys, this.blobs, {
-      chunksAt: (bucket, key) => this.chunkIdsAt(bucket, key),
-      chunksUnder: (bucket, dirId) => this.chunkIdsUnder(bucket, dirId),
+      chunksAt: async (bucket, key) => (await this.getObject(bucket, key))?.chunks.map((c) => c.id) ?? [],
+      chunksUnder: (bucket, dirId) => this.reader.chunkIdsUnder(bucket, dirId),
     });
     this.locator = new Locator(this.conn, this.keys, this.paths, this.blobs, this.garbage);
     this.commits = new ObjectCommits(
@@ -243,7 +213,7 @@ export class EtcdMetadataStore implements MetadataStore {
     this.paths.checkDepth(fromPrefix);
     this.paths.checkDepth(toPrefix);
     return this.commits.renamePrefix(bucket, fromPrefix, toPrefix, (dirId, revision) =>
-      this.countUnder(bucket, dirId, revision),
+      this.reader.countUnder(bucket, dirId, revision),
     );
   }
 
@@ -263,7 +233,7 @@ export class EtcdMetadataStore implements MetadataStore {
         batch.push(item);
         if (batch.length === ITERATE_BATCH) break;
       }
-      yield* await this.fullRecords(bucket, batch);
+      yield* await this.reader.records(bucket, batch);
       if (batch.length < ITERATE_BATCH) return;
       start = keySuccessor(batch.at(-1)!.key);
     }
@@ -346,65 +316,5 @@ export class EtcdMetadataStore implements MetadataStore {
         ambiguous = true;
       }
     }
-  }
-
-  /** Full records for walked items: bodies kept in their own keys are read at the walk's revision. */
-  private async fullRecords(bucket: string, items: WalkItem[]): Promise<ObjectRecord[]> {
-    const needBody = items.filter((item) => item.object && !item.object.b);
-    const bodies = new Map<WalkItem, StoredBody>();
-    if (needBody.length > 0) {
-      const { responses } = await this.conn.read(
-        needBody.map((item) => ({ key: this.bodyKeyOf(bucket, item) })),
-        items[0]!.revision,
-      );
-      needBody.forEach((item, i) => {
-        const kv = responses[i]!.kvs[0];
-        bodies.set(item, kv ? decode<StoredBody>(kv.value, `${bucket}/${item.key}`) : {});
-      });
-    }
-    const records: ObjectRecord[] = [];
-    for (const item of items) {
-      const stored = item.object ?? (item.dir!.m as { s: ObjectEntry['s']; b: StoredBody });
-      const body = item.object ? (item.object.b ?? bodies.get(item)!) : item.dir!.m!.b;
-      const chunks = await this.locator.chunks(body, item.revision);
-      const version = versionOf(item.kv.mod_revision, item.chain);
-      records.push(recordOf(bucket, item.key, version, stored.s, chunks, body.inline));
-    }
-    return records;
-  }
-
-  private bodyKeyOf(bucket: string, item: WalkItem): Buffer {
-    const dirId = item.chain.at(-1)?.id ?? ROOT_DIR;
-    return this.keys.body(bucket, dirId, item.key.slice(item.key.lastIndexOf('/') + 1));
-  }
-
-  private async chunkIdsAt(bucket: string, key: string): Promise<string[]> {
-    const record = await this.getObject(bucket, key);
-    return record ? record.chunks.map((c) => c.id) : [];
-  }
-
-  private async *chunkIdsUnder(bucket: string, dirId: string): AsyncIterable<string[]> {
-    for await (const { kv, name, dirId: parent } of this.reader.under(bucket, dirId)) {
-      let body: StoredBody | undefined;
-      if (name.endsWith('/')) body = decode<DirEntry>(kv.value, `directory ${name}`).m?.b;
-      else {
-        const entry = decode<ObjectEntry>(kv.value, `${bucket}/${name}`);
-        body = entry.b;
-        if (!body) {
-          const found = await this.conn.range({ key: this.keys.body(bucket, parent, name) });
-          body = found.kvs[0] ? decode<StoredBody>(found.kvs[0].value, `${bucket}/${name}`) : {};
-        }
-      }
-      const chunks = await this.locator.chunks(body);
-      if (chunks.length > 0) yield chunks.map((c) => c.id);
-    }
-  }
-
-  private async countUnder(bucket: string, dirId: string, revision: number): Promise<number> {
-    let count = 0;
-    for await (const { kv, name } of this.reader.under(bucket, dirId, revision)) {
-      if (!name.endsWith('/') || decode<DirEntry>(kv.value, `directory ${name}`).m) count++;
-    }
-    return count;
   }
 }

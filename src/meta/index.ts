@@ -1,5 +1,6 @@
 import type { MetadataConfig } from '../config/schema.js';
-import { EtcdMetadataStore, etcdOptionsFrom } from './etcd.js';
+import { EtcdMetadataStore } from './etcd.js';
+import { etcdOptionsFrom } from './etcd-options.js';
 import { LocalMetadataStore } from './local.js';
 import { MemoryMetadataStore } from './memory.js';
 import type { MetadataStore } from './store.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
-import { etcdOptionsFrom } from '../../src/meta/etcd.js';
+import { etcdOptionsFrom } from '../../src/meta/etcd-options.js';
 
 function tempDir(t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'lilio-config-etcd-'));

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { Etcd3, Range } from 'etcd3';
 import t from 'tap';
 import { parseConfig } from '../../src/config/load.js';
-import { EtcdMetadataStore, etcdOptionsFrom } from '../../src/meta/etcd.js';
+import { EtcdMetadataStore } from '../../src/meta/etcd.js';
+import { etcdOptionsFrom } from '../../src/meta/etcd-options.js';
 import { bucketRecord, objectDraft } from '../contracts/meta-fixtures.js';
 import { startEtcd } from '../fixtures/etcd.js';
 
