@@ -26,7 +26,8 @@ export class KeyCache {
   constructor(
     /** Whether the watch is up, and the newest revision it has reported. */
     private readonly watch: { connected: boolean; seen: number },
-    private readonly max = 200_000,
+    // About 500 bytes each: a few tens of MB at most in a mount.
+    private readonly max = 50_000,
   ) {}
 
   /** The cached value (kv null: known absent), or undefined when not known. */
