@@ -112,6 +112,25 @@ t.test('two mounts on one etcd: writes, directories, renames, overwrites, delete
     );
   }
 
+  // Both mounts write one file at once: the last close wins whole, in both views.
+  const versions = [randomBytes(2 * MiB + 5), randomBytes(2 * MiB + 5)];
+  await Promise.all([a, b].map((m, i) => writeFile(at(m, 'photos', 'contended.bin'), versions[i]!)));
+  const seenByA = await readFile(at(a, 'photos', 'contended.bin'));
+  t.ok(
+    versions.some((v) => v.equals(seenByA)),
+    'two writers at once: one whole version, not a mix',
+  );
+  t.ok(
+    (
+      await eventually(async () => {
+        const seenByB = await readFile(at(b, 'photos', 'contended.bin'));
+        if (!seenByB.equals(seenByA)) throw new Error('B sees the other version');
+        return seenByB;
+      })
+    ).equals(seenByA),
+    'and both mounts see the same one',
+  );
+
   // ls -l in B right after A changed a file: sizes come from the listing, which A's commit voided.
   await writeFile(at(a, 'photos', 'grows.txt'), 'x');
   t.equal((await eventually(() => stat(at(b, 'photos', 'grows.txt')))).size, 1);
