@@ -1,18 +1,4 @@
-import {
-  ClientClosedError,
-  Etcd3,
-  EtcdAuthenticationFailedError,
-  EtcdPermissionDeniedError,
-  GRPCDeadlineExceededError,
-  GRPCInvalidArgumentError,
-  GRPCUnauthenticatedError,
-  type IOptions,
-  type IRangeRequest,
-  type IRangeResponse,
-  type ITxnRequest,
-  type ITxnResponse,
-  isRecoverableError,
-} from 'etcd3';
+import type { Etcd3, IOptions, IRangeRequest, IRangeResponse, ITxnRequest, ITxnResponse } from 'etcd3';
 import {
   IntegrityError,
   LilioError,
@@ -22,6 +8,7 @@ import {
   UnavailableError,
   UnsupportedError,
 } from '../core/errors.js';
+import { etcd3, etcd3Loaded } from './etcd-lib.js';
 
 /**
  * The connection to etcd and the one place its failures become LilioErrors.
@@ -75,7 +62,7 @@ function hostPolicy(host: string): Policy {
         failures = 0;
         return result;
       } catch (err) {
-        if (err instanceof Error && isRecoverableError(err) && ++failures >= HOST_FAILURES) {
+        if (err instanceof Error && etcd3().isRecoverableError(err) && ++failures >= HOST_FAILURES) {
           restUntil = Date.now() + HOST_REST_MS;
           failures = 0;
         }
@@ -121,15 +108,17 @@ export function createClient(options: EtcdStoreOptions): Etcd3 {
       ...(options.tls.cert ? { certChain: options.tls.cert } : {}),
     };
   }
-  return new Etcd3(settings);
+  return new (etcd3().Etcd3)(settings);
 }
 
 /** Whether trying again (on this or another member) may succeed. */
 export function isTransient(err: unknown): boolean {
   if (err instanceof HostResting) return true;
   if (!(err instanceof Error)) return false;
-  if (err instanceof ClientClosedError) return false;
-  if (isRecoverableError(err)) return true;
+  if (!etcd3Loaded()) return false;
+  const lib = etcd3();
+  if (err instanceof lib.ClientClosedError) return false;
+  if (lib.isRecoverableError(err)) return true;
   return /no leader|leader changed|request timed out|too many requests|not capable|connection/i.test(err.message);
 }
 
@@ -138,19 +127,20 @@ export function etcdFailure(err: unknown, endpoints: string[]): LilioError {
   if (err instanceof LilioError) return err;
   const message = err instanceof Error ? err.message : String(err);
   const where = `etcd (${endpoints.join(', ')})`;
-  if (err instanceof ClientClosedError) return new UnavailableError('the etcd metadata store is closed');
+  const lib = etcd3();
+  if (err instanceof lib.ClientClosedError) return new UnavailableError('the etcd metadata store is closed');
   if (/database space exceeded/.test(message)) return new NoSpaceError(`${where} is out of space: ${message}`);
   if (
-    err instanceof EtcdPermissionDeniedError ||
-    err instanceof EtcdAuthenticationFailedError ||
-    err instanceof GRPCUnauthenticatedError
+    err instanceof lib.EtcdPermissionDeniedError ||
+    err instanceof lib.EtcdAuthenticationFailedError ||
+    err instanceof lib.GRPCUnauthenticatedError
   ) {
     return new PermissionError(`${where} refused access: ${message}`);
   }
-  if (err instanceof GRPCInvalidArgumentError && /too many operations|too large/.test(message)) {
+  if (err instanceof lib.GRPCInvalidArgumentError && /too many operations|too large/.test(message)) {
     return new UnsupportedError(`${where} refused a transaction as too big (check --max-txn-ops): ${message}`);
   }
-  if (err instanceof GRPCDeadlineExceededError || /request timed out/.test(message)) {
+  if (err instanceof lib.GRPCDeadlineExceededError || /request timed out/.test(message)) {
     return new TimeoutError(`${where} did not answer in time: ${message}`);
   }
   return new UnavailableError(`${where} is unavailable: ${message}`, { cause: err });
