@@ -10,11 +10,17 @@ export interface GlobalOptions {
   endpoint?: string;
   /** Bearer tokens: the ones a server accepts, or (with --endpoint) the first is presented. */
   tokenFile?: string;
+  metadata?: string;
+  etcdEndpoints?: string;
 }
 
 export function configFrom(command: Command): Config {
   const options = command.optsWithGlobals<GlobalOptions>();
-  return loadConfig({ configPath: options.config });
+  return loadConfig({
+    configPath: options.config,
+    metadata: options.metadata,
+    etcdEndpoints: options.etcdEndpoints,
+  });
 }
 
 /** Opens the engine for one command and always closes it, so background replica writes finish first. */

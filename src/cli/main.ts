@@ -17,6 +17,8 @@ export function buildProgram(): Command {
     .option('-c, --config <file>', 'config file (default: $LILIO_CONFIG, else the embedded default under $LILIO_HOME)')
     .option('--endpoint <url>', 'talk to a running `lilio server` at URL instead of opening the stores')
     .option('--token-file <file>', 'bearer token file (with --endpoint; $LILIO_TOKEN wins)')
+    .option('--metadata <type>', "metadata store instead of the config's: local, memory or etcd")
+    .option('--etcd-endpoints <list>', 'etcd endpoints, comma-separated (default: $LILIO_ETCD_ENDPOINTS)')
     .showHelpAfterError()
     .exitOverride();
   registerBucketCommands(program);

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from '../core/errors.js';
-import { type ConfigInput, configSchema, type ParsedConfig } from './schema.js';
+import { type ConfigInput, configSchema, metadataSchema, type ParsedConfig } from './schema.js';
 
 /** Where the master key comes from; read lazily, only when a bucket is encrypted. */
 export type MasterKeySource =
@@ -22,6 +22,10 @@ export interface Config extends ParsedConfig {
 export interface LoadOptions {
   /** --config FILE; wins over LILIO_CONFIG. */
   configPath?: string;
+  /** --metadata TYPE: use this store type instead of the config's. */
+  metadata?: string;
+  /** --etcd-endpoints A,B,C; wins over LILIO_ETCD_ENDPOINTS, which wins over the config's. */
+  etcdEndpoints?: string;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -59,6 +63,12 @@ export function loadConfig(options: LoadOptions = {}): Config {
     raw = embeddedDefault(home);
   }
   const parsed = parseConfig(raw, source);
+  parsed.metadata = metadataOverride(
+    parsed.metadata,
+    options.metadata,
+    options.etcdEndpoints,
+    env.LILIO_ETCD_ENDPOINTS || undefined,
+  );
 
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   for (const storage of parsed.storages) {
@@ -67,6 +77,12 @@ export function loadConfig(options: LoadOptions = {}): Config {
     if (storage.type === 'gdrive') storage.credentialsFile = abs(storage.credentialsFile);
   }
   if (parsed.metadata.type === 'local') parsed.metadata.path = abs(parsed.metadata.path ?? join(home, 'meta'));
+  if (parsed.metadata.type === 'etcd' && parsed.metadata.etcd.tls) {
+    const tls = parsed.metadata.etcd.tls;
+    if (tls.caFile) tls.caFile = abs(tls.caFile);
+    if (tls.certFile) tls.certFile = abs(tls.certFile);
+    if (tls.keyFile) tls.keyFile = abs(tls.keyFile);
+  }
 
   let masterKey: MasterKeySource;
   if (env.LILIO_MASTER_KEY) masterKey = { kind: 'env', base64: env.LILIO_MASTER_KEY };
@@ -75,6 +91,47 @@ export function loadConfig(options: LoadOptions = {}): Config {
   else masterKey = { kind: 'file', path: join(home, 'master.key'), create: true };
 
   return { ...parsed, home, source, masterKey };
+}
+
+/**
+ * --metadata TYPE replaces the config's store type (the new store's settings
+ * at their defaults, unless the config already was of that type), and etcd
+ * endpoints from --etcd-endpoints or LILIO_ETCD_ENDPOINTS replace the config's.
+ */
+function metadataOverride(
+  metadata: ParsedConfig['metadata'],
+  type: string | undefined,
+  flagEndpoints: string | undefined,
+  envEndpoints: string | undefined,
+): ParsedConfig['metadata'] {
+  const target = type ?? metadata.type;
+  if (flagEndpoints !== undefined && target !== 'etcd') {
+    throw new ConfigError('--etcd-endpoints needs an etcd metadata store (--metadata etcd, or one in the config)');
+  }
+  const text = flagEndpoints ?? envEndpoints;
+  const endpoints = text
+    ?.split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
+  let raw: unknown;
+  if (target !== 'etcd') {
+    if (target === metadata.type) return metadata;
+    raw = { type: target };
+  } else {
+    const etcd = metadata.type === 'etcd' ? metadata.etcd : undefined;
+    if (!endpoints?.length && !etcd) {
+      throw new ConfigError('--metadata etcd needs endpoints: --etcd-endpoints HOST:PORT,... or LILIO_ETCD_ENDPOINTS');
+    }
+    if (!endpoints?.length && type === undefined) return metadata;
+    raw = { type: 'etcd', etcd: { ...etcd, ...(endpoints?.length ? { endpoints } : {}) } };
+  }
+  const result = metadataSchema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const field = ['metadata', ...(issue?.path ?? [])].join('.');
+    throw new ConfigError(`${type ? `--metadata ${type}: ` : ''}${field}: ${issue?.message}`);
+  }
+  return result.data;
 }
 
 function readConfigFile(path: string): unknown {

@@ -104,7 +104,48 @@ const localMetadata = z.strictObject({
   synchronous: z.enum(['normal', 'full']).default('normal'),
 });
 
-export const metadataSchema = z.discriminatedUnion('type', [memoryMetadata, localMetadata]);
+/** "host:port" or "http(s)://host:port"; a bare address means http. */
+const etcdEndpoint = z
+  .string()
+  .regex(/^(https?:\/\/)?[^\s/]+:\d+$/, 'must be host:port or http(s)://host:port')
+  .transform((endpoint) => (/^https?:\/\//.test(endpoint) ? endpoint : `http://${endpoint}`));
+
+const etcdMetadata = z.strictObject({
+  type: z.literal('etcd'),
+  etcd: z
+    .strictObject({
+      endpoints: z.array(etcdEndpoint).min(1, 'at least one etcd endpoint is needed'),
+      /** Every key of this Lilio lives under it, so several can share one cluster. */
+      prefix: z
+        .string()
+        .regex(/^\/[^\0]*$/, 'must start with "/"')
+        .refine((p) => p.replace(/\/+$/, '').length > 0, { message: 'must not be "/" alone' })
+        .default('/lilio'),
+      auth: z.strictObject({ username: z.string().min(1), password: z.string() }).optional(),
+      tls: z
+        .strictObject({
+          caFile: z.string().min(1).optional(),
+          certFile: z.string().min(1).optional(),
+          keyFile: z.string().min(1).optional(),
+        })
+        .refine((tls) => (tls.certFile === undefined) === (tls.keyFile === undefined), {
+          message: 'certFile and keyFile go together',
+        })
+        .optional(),
+      /** How long connecting to an endpoint may take. */
+      dialTimeoutMs: z.number().int().min(100).default(3_000),
+      /** A metadata call that cannot reach a working member fails (EIO on the mount) after this long. */
+      requestTimeoutMs: z.number().int().min(100).default(5_000),
+      /** The cluster's --max-txn-ops: no transaction is made bigger than this. */
+      maxTxnOps: z.number().int().min(64).max(100_000).default(128),
+    })
+    .refine((etcd) => !etcd.tls || etcd.endpoints.every((e) => e.startsWith('https://')), {
+      message: 'tls needs https:// endpoints',
+      path: ['endpoints'],
+    }),
+});
+
+export const metadataSchema = z.discriminatedUnion('type', [memoryMetadata, localMetadata, etcdMetadata]);
 
 const quorumSchema = z.strictObject({
   n: z.number().int().min(1),
@@ -203,4 +244,5 @@ export type ConfigInput = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;
 export type StorageConfig = z.output<typeof storageSchema>;
 export type MetadataConfig = z.output<typeof metadataSchema>;
+export type EtcdMetadataConfig = z.output<typeof etcdMetadata>;
 export type QuorumConfig = z.output<typeof quorumSchema>;

@@ -63,10 +63,13 @@ const STATFS_TTL_MS = 5_000;
 /**
  * How long attributes learnt from a directory listing answer getattr. `ls -l`
  * asks for every entry right after readdir; the listing already carried them.
- * Same span as the kernel's own attribute cache; every change made through
- * this mount clears it, and open() drops its file first (close-to-open).
+ * Counted from the end of the listing (a directory of 10,000 entries takes a
+ * while to list, and `ls` stats them all afterwards). Every change made
+ * through this mount clears it, a commit by any other process (the store's
+ * generation moving: a watch on etcd) voids it, and open() drops its file
+ * first (close-to-open); so it can outlast the kernel's 1 s attribute cache.
  */
-const LISTED_ATTRS_MS = 1_000;
+const LISTED_ATTRS_MS = 5_000;
 const LISTED_ATTRS_MAX = 100_000;
 
 function fileKey(bucket: string, key: string): string {
@@ -89,7 +92,7 @@ export class Vfs {
   private readonly uid = process.getuid?.() ?? 0;
   private readonly gid = process.getgid?.() ?? 0;
   private statfsCache: { value: StatFs; at: number } | undefined;
-  private readonly listedAttrs = new Map<string, { stat: Stat; at: number }>();
+  private readonly listedAttrs = new Map<string, { stat: Stat; listing: { at: number; generation: number } }>();
 
   constructor(
     private readonly lilio: Lilio,
@@ -110,7 +113,10 @@ export class Vfs {
     const key = fileKey(where.bucket, where.key);
     if (!this.files.has(key)) {
       const listed = this.listedAttrs.get(key);
-      if (listed && Date.now() - listed.at < LISTED_ATTRS_MS) return listed.stat;
+      const listing = listed?.listing;
+      if (listing && Date.now() - listing.at < LISTED_ATTRS_MS && listing.generation === this.lilio.meta.generation()) {
+        return listed.stat;
+      }
     }
     const entry = await this.entry(where.bucket, where.key);
     if (!entry) throw new NotFoundError(`${path} does not exist`);
@@ -135,20 +141,23 @@ export class Vfs {
     }
     const names = new Set<string>();
     let startAfter: string | undefined;
+    // The generation is taken before listing: anything committed after it, in any process, voids
+    // what the listing carried. The time is set when the listing is complete.
+    const listing = { at: Date.now(), generation: this.lilio.meta.generation() };
     do {
       const page = await this.lilio.list(where.bucket, { prefix, delimiter: '/', startAfter, limit: 1000 });
       for (const p of page.prefixes) names.add(p.slice(prefix.length, -1));
-      const now = Date.now();
       if (this.listedAttrs.size > LISTED_ATTRS_MAX) this.listedAttrs.clear();
       for (const o of page.objects) {
         names.add(o.key.slice(prefix.length));
         if (o.kind !== 'dir') {
           const stat = this.fileStat(o.kind === 'symlink' ? S_IFLNK : S_IFREG, o.attrs, o.size);
-          this.listedAttrs.set(fileKey(where.bucket, o.key), { stat, at: now });
+          this.listedAttrs.set(fileKey(where.bucket, o.key), { stat, listing });
         }
       }
       startAfter = page.next;
     } while (startAfter);
+    listing.at = Date.now();
     // Files created here but not committed yet exist too.
     for (const file of this.files.values()) {
       if (!file.base && !file.unlinked && file.bucket === where.bucket && parentPrefix(file.key) === prefix) {
@@ -538,7 +547,8 @@ export class Vfs {
     if (open && !open.unlinked && (open.dirty || !open.base)) return { kind: 'open', file: open };
     const meta = this.lilio.meta;
     await this.lilio.bucket(bucket);
-    const record = await meta.getObject(bucket, key);
+    const found = meta.lookup ? await meta.lookup(bucket, key) : undefined;
+    const record = found ? found.record : await meta.getObject(bucket, key);
     if (open && !open.unlinked) {
       // Nothing is pending on it here, and it stays the path only until another process commits
       // a new version: then its handles keep the version they opened and the path moves on
@@ -547,8 +557,9 @@ export class Vfs {
       this.files.delete(fileKey(bucket, key));
     }
     if (record) return record.kind === 'symlink' ? { kind: 'symlink', record } : { kind: 'file', record };
-    const marker = await meta.getObject(bucket, `${key}/`);
+    const marker = found ? found.marker : await meta.getObject(bucket, `${key}/`);
     if (marker) return { kind: 'dir', marker };
+    if (found) return found.dir ? { kind: 'dir' } : undefined;
     const below = await meta.list(bucket, { prefix: `${key}/`, limit: 1 });
     if (below.objects.length > 0 || below.prefixes.length > 0) return { kind: 'dir' };
     return undefined;

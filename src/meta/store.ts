@@ -35,6 +35,16 @@ export interface ListPage {
   next?: string;
 }
 
+/** What a name is: see MetadataStore.lookup. */
+export interface NameLookup {
+  /** The record at the key itself. */
+  record?: ObjectRecord;
+  /** The directory marker `key/`. */
+  marker?: ObjectRecord;
+  /** Whether `key/` is a directory: it has a marker or keys below it. */
+  dir: boolean;
+}
+
 /**
  * The one contract every metadata store implements (memory, local SQLite,
  * etcd). All methods are atomic: a failure changes nothing.
@@ -77,6 +87,12 @@ export interface MetadataStore {
    */
   renamePrefix(bucket: string, fromPrefix: string, toPrefix: string): Promise<number>;
   list(bucket: string, options?: ListOptions): Promise<ListPage>;
+  /**
+   * What `key` (not ending with '/') names, in one call: what getObject(key),
+   * getObject(key + '/') and list({ prefix: key + '/', limit: 1 }) would
+   * tell. Optional: a store that answers it in one round trip (etcd) offers it.
+   */
+  lookup?(bucket: string, key: string): Promise<NameLookup>;
   /** Every object of a bucket with its chunks, in key order (for scrub, gc, dump). */
   iterateObjects(bucket: string): AsyncIterable<ObjectRecord>;
 

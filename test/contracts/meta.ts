@@ -278,6 +278,27 @@ export function metaContract(t: Test, factory: MetaFactory): void {
     t.equal(await store.garbageCount(), 5);
   });
 
+  t.test('lookup, where a store offers it, tells what getObject and list tell', async (t) => {
+    const store = await fresh(t);
+    if (!store.lookup) {
+      t.pass('optional, and this store has none');
+      return;
+    }
+    for (const key of ['file', 'both', 'both/', 'marker/', 'implicit/deep/x', 'marker/inner']) await put(store, key);
+    const names = ['file', 'both', 'marker', 'implicit', 'implicit/deep', 'nothing', 'marker/inner', 'none/at/all'];
+    for (const key of names) {
+      const below = await store.list('photos', { prefix: `${key}/`, limit: 1 });
+      const expected = {
+        record: await store.getObject('photos', key),
+        marker: await store.getObject('photos', `${key}/`),
+        dir: below.objects.length > 0,
+      };
+      const got = await store.lookup('photos', key);
+      t.strictSame({ record: got.record, marker: got.marker, dir: got.dir }, expected, key);
+    }
+    t.same(await store.lookup('missing', 'file'), { dir: false }, 'in a missing bucket: nothing');
+  });
+
   t.test('iterateObjects yields full records in key order', async (t) => {
     const store = await fresh(t, ['photos', 'docs']);
     const expected: ObjectRecord[] = [];
