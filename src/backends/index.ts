@@ -11,7 +11,7 @@ import { S3Backend } from './s3.js';
 export function createBackend(config: StorageConfig): StorageBackend {
   switch (config.type) {
     case 'local':
-      return new LocalBackend({ name: config.name, path: config.path, fsync: config.fsync });
+      return new LocalBackend({ name: config.name, path: config.path, fsync: config.fsync, directIo: config.directIo });
     case 'memory':
       return new MemoryBackend({ name: config.name, capacityBytes: config.capacity });
     case 'http':

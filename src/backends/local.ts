@@ -35,6 +35,11 @@ export interface LocalBackendOptions {
    * flush per chunk, and replication already covers a single machine's loss.
    */
   fsync?: boolean;
+  /**
+   * Chunk I/O bypasses the page cache (O_DIRECT), where the filesystem
+   * allows it; see local-io-worker.ts. On by default.
+   */
+  directIo?: boolean;
 }
 
 const FAN_OUT_PATTERN = /^[0-9a-f]{2}$/;
@@ -70,6 +75,8 @@ export class LocalBackend implements StorageBackend {
   readonly type = 'local';
   readonly path: string;
   private readonly fsync: boolean;
+  /** Cleared for good once the filesystem refuses direct I/O. */
+  private direct: boolean;
   private rootReady: Promise<void> | undefined;
   /** Fan-out directories known to exist, so a put costs no mkdir once warm. */
   private readonly knownDirs = new Set<string>();
@@ -81,6 +88,7 @@ export class LocalBackend implements StorageBackend {
     this.name = options.name;
     this.path = resolve(options.path);
     this.fsync = options.fsync ?? false;
+    this.direct = options.directIo ?? true;
   }
 
   async put(id: string, data: Uint8Array, options?: CallOptions): Promise<void> {
@@ -100,15 +108,17 @@ export class LocalBackend implements StorageBackend {
     const target = join(dir, id);
     const temp = join(dir, `.${id}.${randomBytes(6).toString('hex')}.tmp`);
     try {
-      await this.disk().run('put', {
+      const answer = await this.disk().run<{ direct: boolean }>('put', {
         dir,
         target,
         temp,
         data,
         fsync: this.fsync,
+        direct: this.direct,
         fileMode: FILE_MODE,
         dirMode: DIR_MODE,
       });
+      this.direct &&= answer.direct;
     } catch (err) {
       throw this.mapError(err, 'write', target, options?.signal);
     }
@@ -178,7 +188,11 @@ export class LocalBackend implements StorageBackend {
     await this.ensureRoot();
     const file = this.fileOf(id);
     try {
-      const data = await this.disk().run<Uint8Array>('get', { file });
+      const { data, direct } = await this.disk().run<{ data: Uint8Array; direct: boolean }>('get', {
+        file,
+        direct: this.direct,
+      });
+      this.direct &&= direct;
       return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') throw new NotFoundError(`backend "${this.name}" has no chunk ${id}`);

@@ -31,6 +31,8 @@ const localStorage = z.strictObject({
   path: z.string().min(1),
   /** fsync every chunk and its directory before acknowledging (slower; survives power loss). */
   fsync: z.boolean().default(false),
+  /** Chunk I/O bypasses the page cache (O_DIRECT) where the filesystem allows it. */
+  directIo: z.boolean().default(true),
 });
 
 const memoryStorage = z.strictObject({
