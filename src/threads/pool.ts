@@ -16,6 +16,9 @@ import type { WorkerReply, WorkerRequest } from './protocol.js';
  * and one that dies fails its pending requests with UnavailableError and is
  * replaced by the next request.
  */
+/** How long close() waits for its threads to stop. */
+const STOP_WAIT_MS = 1_000;
+
 export class WorkerPool {
   private readonly slots: Array<Slot | undefined>;
   private nextId = 1;
@@ -50,7 +53,14 @@ export class WorkerPool {
     this.closed = true;
     const workers = this.slots.filter((s): s is Slot => s !== undefined);
     this.slots.fill(undefined);
-    await Promise.all(workers.map((slot) => slot.worker.terminate()));
+    // Waited for, with a timer that keeps the process alive meanwhile and bounds the wait. Without
+    // it, a process whose only remaining work was this stop could run out of referenced handles and
+    // exit at once, before its caller's next line (the CLI exited 0, its error message unwritten); and
+    // a thread stopped while it is still starting may never report its exit.
+    const stopped = Promise.all(workers.map((slot) => slot.worker.terminate()));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([stopped, new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   private pick(): Slot {
@@ -113,7 +123,8 @@ function startWorker(moduleUrl: string, name: string): Worker {
   if (moduleUrl.endsWith('.ts')) {
     const entry = new URL(`./${name}.ts`, moduleUrl).href;
     const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
-    return new Worker(bootstrap, { eval: true });
+    return new Worker(bootstrap, { eval: true, execArgv: [] });
   }
-  return new Worker(new URL(`./${name}.js`, moduleUrl));
+  // No inherited execArgv: the process's own flags (--input-type, --eval...) are not the worker's.
+  return new Worker(new URL(`./${name}.js`, moduleUrl), { execArgv: [] });
 }
