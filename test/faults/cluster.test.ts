@@ -231,6 +231,10 @@ t.test('three lilio nodes as the backends of a mount', async (t) => {
     const file = join(bucket, 'file.bin');
     await ok(t, run('cp', [v1, file]), 'cp while every node is up');
     const before = await cluster.record('two', 'file.bin');
+    // cp returns once W replicas of each chunk are written; the third may still be landing.
+    await waitFor('every replica of v1 on disk', async () =>
+      before.chunks.every((c) => nodes.every((n) => holds(n, c))),
+    );
     const held = nodes.map((n) => chunkFiles(n.dir));
 
     await nodes[1]!.kill9();
