@@ -4,16 +4,21 @@ import type { StorageBackend } from './backend.js';
 import { GDriveBackend } from './gdrive.js';
 import { HttpBackend } from './http.js';
 import { LocalBackend } from './local.js';
-import { MemoryBackend } from './memory.js';
+import { MemoryBackend, SharedReplicas } from './memory.js';
 import { S3Backend } from './s3.js';
 
-/** The one place that maps a storage config entry to its backend implementation. */
-export function createBackend(config: StorageConfig): StorageBackend {
+/** The one place that maps storage config entries to their backend implementations. */
+export function createBackends(configs: readonly StorageConfig[]): StorageBackend[] {
+  const shared = new SharedReplicas();
+  return configs.map((config) => createBackend(config, shared));
+}
+
+export function createBackend(config: StorageConfig, shared = new SharedReplicas()): StorageBackend {
   switch (config.type) {
     case 'local':
       return new LocalBackend({ name: config.name, path: config.path, fsync: config.fsync, directIo: config.directIo });
     case 'memory':
-      return new MemoryBackend({ name: config.name, capacityBytes: config.capacity });
+      return new MemoryBackend({ name: config.name, capacityBytes: config.capacity, shared });
     case 'http':
       return new HttpBackend({
         name: config.name,

@@ -6,6 +6,37 @@ export interface MemoryBackendOptions {
   name: string;
   /** Refuse puts that would hold more than this many bytes (to test full backends). */
   capacityBytes?: number;
+  /** Shared with the other memory backends of one engine: see SharedReplicas. */
+  shared?: SharedReplicas;
+}
+
+/**
+ * Memory backends of one engine stand in for disks on different machines,
+ * which would copy a chunk's replicas at the same time. Here the copies would
+ * run one after another, each a fresh allocation, so the replicas of a chunk
+ * share one copy when their bytes are equal. It is refcounted, never handed
+ * out and never written to; a replica whose bytes differ keeps its own.
+ */
+export class SharedReplicas {
+  private readonly entries = new Map<string, { bytes: Buffer; refs: number }>();
+
+  /** The immutable copy to store for `data` under `id`: the shared one if its bytes are equal. */
+  retain(id: string, data: Uint8Array): Buffer {
+    const entry = this.entries.get(id);
+    if (entry?.bytes.equals(data)) {
+      entry.refs++;
+      return entry.bytes;
+    }
+    const bytes = copy(data);
+    if (!entry) this.entries.set(id, { bytes, refs: 1 });
+    return bytes;
+  }
+
+  /** One backend lets go of the bytes it stored under `id`. */
+  release(id: string, bytes: Buffer): void {
+    const entry = this.entries.get(id);
+    if (entry?.bytes === bytes && --entry.refs === 0) this.entries.delete(id);
+  }
 }
 
 /**
@@ -17,6 +48,7 @@ export class MemoryBackend implements StorageBackend {
   readonly name: string;
   readonly type = 'memory';
   private readonly capacityBytes: number | undefined;
+  private readonly shared: SharedReplicas;
   private readonly chunks = new Map<string, Buffer>();
   /** When each chunk was last put, for listEntries. */
   private readonly modified = new Map<string, number>();
@@ -25,17 +57,19 @@ export class MemoryBackend implements StorageBackend {
   constructor(options: MemoryBackendOptions) {
     this.name = options.name;
     this.capacityBytes = options.capacityBytes;
+    this.shared = options.shared ?? new SharedReplicas();
   }
 
   async put(id: string, data: Uint8Array, options?: CallOptions): Promise<void> {
     validateChunkId(id);
     options?.signal?.throwIfAborted();
-    const previous = this.chunks.get(id)?.length ?? 0;
-    const used = this.usedBytes - previous + data.length;
+    const previous = this.chunks.get(id);
+    const used = this.usedBytes - (previous?.length ?? 0) + data.length;
     if (this.capacityBytes !== undefined && used > this.capacityBytes) {
       throw new NoSpaceError(`backend "${this.name}": ${data.length} bytes do not fit in ${this.capacityBytes}`);
     }
-    this.chunks.set(id, copy(data));
+    if (previous) this.shared.release(id, previous);
+    this.chunks.set(id, this.shared.retain(id, data));
     this.modified.set(id, Date.now());
     this.usedBytes = used;
   }
@@ -53,6 +87,7 @@ export class MemoryBackend implements StorageBackend {
     options?.signal?.throwIfAborted();
     const stored = this.chunks.get(id);
     if (!stored) return;
+    this.shared.release(id, stored);
     this.chunks.delete(id);
     this.modified.delete(id);
     this.usedBytes -= stored.length;

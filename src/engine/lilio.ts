@@ -1,5 +1,5 @@
 import type { StorageBackend } from '../backends/backend.js';
-import { createBackend } from '../backends/index.js';
+import { createBackends } from '../backends/index.js';
 import type { Config } from '../config/load.js';
 import { loadMasterKey } from '../config/master-key.js';
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../config/schema.js';
@@ -81,7 +81,7 @@ export class Lilio {
   }
 
   static async open(config: Config, options: OpenOptions = {}): Promise<Lilio> {
-    const backends = options.backends ?? config.storages.map(createBackend);
+    const backends = options.backends ?? createBackends(config.storages);
     if (backends.length < config.quorum.n) {
       throw new InvalidError(
         `N=${config.quorum.n} replicas need ${config.quorum.n} backends, ${backends.length} given`,
