@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import { GDriveBackend, type GDriveBackendOptions } from '../../src/backends/gdrive.js';
 import { BackendSet } from '../../src/engine/backend-set.js';
 import { NoopCollector } from '../../src/metrics/noop.js';
-import { backendContract, chunkId } from '../contracts/backend.js';
+import { backendContract, chunkId, collect } from '../contracts/backend.js';
 import { startFakeDrive } from '../fixtures/fake-drive.js';
 import { freePort } from '../fixtures/mount.js';
 
@@ -40,12 +40,6 @@ function gdrive(t: Test, overrides: Partial<GDriveBackendOptions> = {}): GDriveB
   // A fault a failing test did not use up must not leak into the next test.
   t.teardown(() => drive.clearFaults());
   return backend;
-}
-
-async function collect(iterable: AsyncIterable<string>): Promise<string[]> {
-  const out: string[] = [];
-  for await (const id of iterable) out.push(id);
-  return out;
 }
 
 const countRequests = (method: string, path: RegExp) =>

@@ -4,14 +4,8 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { HttpBackend } from '../../src/backends/http.js';
-import { backendContract, chunkId } from '../contracts/backend.js';
+import { backendContract, chunkId, collect } from '../contracts/backend.js';
 import { startNode } from '../fixtures/node.js';
-
-async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of iterable) out.push(item);
-  return out;
-}
 
 t.test('http backend contract against a real lilio node', async (t) => {
   // One node process for the whole contract; each subtest starts from an empty directory.

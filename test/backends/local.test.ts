@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { LocalBackend } from '../../src/backends/local.js';
-import { backendContract, chunkId } from '../contracts/backend.js';
+import { backendContract, chunkId, collect } from '../contracts/backend.js';
 
 async function tempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'lilio-local-'));
@@ -16,12 +16,6 @@ async function tempDir(): Promise<string> {
 async function filesUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(dir.length + 1));
-}
-
-async function collect(iterable: AsyncIterable<string>): Promise<string[]> {
-  const out: string[] = [];
-  for await (const id of iterable) out.push(id);
-  return out;
 }
 
 for (const fsync of [false, true]) {

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import { S3Backend, type S3BackendOptions } from '../../src/backends/s3.js';
 import { BackendSet } from '../../src/engine/backend-set.js';
 import { NoopCollector } from '../../src/metrics/noop.js';
-import { backendContract, chunkId } from '../contracts/backend.js';
+import { backendContract, chunkId, collect } from '../contracts/backend.js';
 import { freePort } from '../fixtures/mount.js';
 import { S3RVER_CREDENTIALS, startS3Server } from '../fixtures/s3.js';
 
@@ -29,12 +29,6 @@ function s3Backend(t: Test, overrides: Partial<S3BackendOptions> = {}): S3Backen
   const backend = new S3Backend(s3Options(overrides));
   t.teardown(() => backend.close());
   return backend;
-}
-
-async function collect(iterable: AsyncIterable<string>): Promise<string[]> {
-  const out: string[] = [];
-  for await (const id of iterable) out.push(id);
-  return out;
 }
 
 /** A TCP server that accepts connections and never answers: a hung remote. */

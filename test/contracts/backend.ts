@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Test } from 'tap';
-import type { ChunkEntry, StorageBackend } from '../../src/backends/backend.js';
+import type { StorageBackend } from '../../src/backends/backend.js';
 
 /**
  * The StorageBackend contract, written once and run against every
@@ -31,15 +31,10 @@ export function chunkId(): string {
   return randomBytes(12).toString('hex') + counter.toString(16).padStart(8, '0');
 }
 
-async function collect(iterable: AsyncIterable<string>): Promise<string[]> {
-  const out: string[] = [];
-  for await (const id of iterable) out.push(id);
-  return out;
-}
-
-async function collectEntries(iterable: AsyncIterable<ChunkEntry>): Promise<ChunkEntry[]> {
-  const out: ChunkEntry[] = [];
-  for await (const entry of iterable) out.push(entry);
+/** Everything an async iterable yields (Array.fromAsync arrives in Node 22). */
+export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterable) out.push(item);
   return out;
 }
 
@@ -130,7 +125,7 @@ export function backendContract(t: Test, factory: BackendFactory): void {
       t.pass(`${backend.type} does not report chunk ages`);
       return;
     }
-    const entries = () => collectEntries(backend.listEntries!());
+    const entries = () => collect(backend.listEntries!());
     t.same(await entries(), [], 'empty backend');
     const before = Date.now();
     const chunks = Array.from({ length: 12 }, (_, i) => ({ id: chunkId(), data: randomBytes(i * 1000) }));
