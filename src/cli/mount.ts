@@ -21,6 +21,8 @@ interface MountFlags {
   allowOther?: boolean;
   foreground?: boolean;
   cacheSize?: string;
+  /** false with --no-xattrs. */
+  xattrs: boolean;
 }
 
 /** Where a mount process leaves its pid, so `lilio umount` can ask it to flush and leave. */
@@ -70,6 +72,7 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
     mounted = await mountLilio(lilio, mountpoint, {
       readOnly: flags.readOnly ?? false,
       allowOther: flags.allowOther ?? false,
+      xattrs: flags.xattrs,
       metrics: fuseMetrics,
       onError: (op, err) => {
         if (err instanceof ErrnoError) return;
@@ -149,6 +152,7 @@ export function registerMountCommands(program: Command): void {
     .option('--read-only', 'refuse every change (EROFS)')
     .option('--allow-other', 'let other users use the mount (needs user_allow_other in /etc/fuse.conf unless root)')
     .option('--cache-size <size>', 'plaintext chunk cache (default 256MiB)')
+    .option('--no-xattrs', 'no extended attributes (ENOTSUP): `ls -l` then costs one FUSE call per file, not three')
     .option('-f, --foreground', 'stay in the foreground until unmounted (SIGINT/SIGTERM flush and unmount)')
     .action(async (mountpoint: string, flags: MountFlags, command: Command) => {
       // A mount left by a killed process answers even mkdir with ENOTCONN: clear it first.

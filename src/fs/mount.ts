@@ -60,6 +60,12 @@ export interface MountOptions {
   readOnly: boolean;
   allowOther: boolean;
   metrics: FuseMetrics;
+  /**
+   * Serve user.* extended attributes (default). Off, the xattr calls are left
+   * unimplemented: the kernel then stops asking for security.selinux and
+   * system.posix_acl_access on every `ls -l`, two FUSE round trips per file.
+   */
+  xattrs?: boolean;
   /** Kernel attribute and entry cache, seconds. Short: other processes' commits show up quickly. */
   cacheSeconds?: number;
   onError?: (op: string, err: unknown) => void;
@@ -117,7 +123,14 @@ export async function mountLilio(lilio: Lilio, mountpoint: string, options: Moun
     sealsInFlight: lilio.config.writes.chunksInFlightPerObject,
   });
   const cacheSeconds = options.cacheSeconds ?? 1;
-  const fuse = new LilioFuse(target, buildOps(vfs, options.metrics, options.onError), {
+  const ops: Partial<FuseOps> = buildOps(vfs, options.metrics, options.onError);
+  if (options.xattrs === false) {
+    delete ops.setxattr;
+    delete ops.getxattr;
+    delete ops.listxattr;
+    delete ops.removexattr;
+  }
+  const fuse = new LilioFuse(target, ops as FuseOps, {
     mkdir: true,
     // Our own deadlines bound every call; fuse-native's 15 s timeout would answer a long
     // flush with ETIMEDOUT while its commit may still land.
