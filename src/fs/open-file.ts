@@ -14,6 +14,35 @@ type Slot =
   | { state: 'sealing'; buf: Buffer; len: number; ref: Promise<ChunkRef> }
   | { state: 'sealed'; ref: ChunkRef };
 
+type BufferSlot = Extract<Slot, { state: 'buffer' }>;
+
+/**
+ * A file's chunk slots by index, which also knows which of them are unsealed
+ * buffers: every write asks, and a file streamed sequentially holds one
+ * sealed slot per chunk until its commit (100,000 for a 100 GiB file).
+ * Slots are replaced, never changed in state, so set and delete see it all.
+ */
+class Slots extends Map<number, Slot> {
+  /** The slots in 'buffer' state, by index. */
+  readonly buffers = new Map<number, BufferSlot>();
+
+  override set(index: number, slot: Slot): this {
+    if (slot.state === 'buffer') this.buffers.set(index, slot);
+    else this.buffers.delete(index);
+    return super.set(index, slot);
+  }
+
+  override delete(index: number): boolean {
+    this.buffers.delete(index);
+    return super.delete(index);
+  }
+
+  override clear(): void {
+    this.buffers.clear();
+    super.clear();
+  }
+}
+
 export interface OpenFileLimits {
   /** Chunk buffers one file may hold unsealed; beyond it the least recently written is sealed. */
   maxDirtyBuffers: number;
@@ -46,7 +75,7 @@ export class OpenFile {
   handles = 0;
 
   private readonly chunkSize: number;
-  private slots = new Map<number, Slot>();
+  private readonly slots = new Slots();
   /** Chunks sealed in this session that the next version may not reference (to delete after commit). */
   private orphans: ChunkRef[] = [];
   private failure: unknown;
@@ -261,9 +290,7 @@ export class OpenFile {
   }
 
   private dirtyBuffers(): number {
-    let n = 0;
-    for (const slot of this.slots.values()) if (slot.state === 'buffer') n++;
-    return n;
+    return this.slots.buffers.size;
   }
 
   /** The logical length of chunk `index` at the current size. */
@@ -303,13 +330,13 @@ export class OpenFile {
   }
 
   /** Chunk `index` as a buffer this session may change, loading its current content first. */
-  private async editable(index: number): Promise<Extract<Slot, { state: 'buffer' }>> {
+  private async editable(index: number): Promise<BufferSlot> {
     const slot = this.slots.get(index);
     if (slot?.state === 'buffer') return slot;
     const content = await this.content(index);
     const buf = this.lilio.writerDeps.pool(this.chunkSize).take();
     content.copy(buf, 0, 0, Math.min(content.byteLength, this.chunkSize));
-    const fresh: Extract<Slot, { state: 'buffer' }> = {
+    const fresh: BufferSlot = {
       state: 'buffer',
       buf,
       len: Math.min(content.byteLength, this.lengthOf(index)),
@@ -333,8 +360,8 @@ export class OpenFile {
   private async sealLeastRecent(): Promise<void> {
     let oldest: number | undefined;
     let oldestTouch = Number.POSITIVE_INFINITY;
-    for (const [index, slot] of this.slots) {
-      if (slot.state === 'buffer' && slot.touched < oldestTouch) {
+    for (const [index, slot] of this.slots.buffers) {
+      if (slot.touched < oldestTouch) {
         oldest = index;
         oldestTouch = slot.touched;
       }
@@ -406,15 +433,24 @@ export class OpenFile {
     const count = Math.ceil(this.size / this.chunkSize);
     // Every chunk must hold exactly its logical length: a chunk that was the last one and is now in
     // the middle (the file grew) or that still has bytes past a truncation is rewritten.
+    // Each is sealed as soon as it is loaded, so a commit holds no more buffers than the seals in
+    // flight, however many chunks it rewrites (a file cut to zero and extended to 1 GiB: all of them).
     for (let index = 0; index < count; index++) {
       const slot = this.slots.get(index);
       const length = this.lengthOf(index);
-      if (slot) continue;
-      const ref = base?.inline === undefined ? base?.chunks[index] : undefined;
-      const intact = ref !== undefined && ref.size === length && index * this.chunkSize + length <= this.baseLimit;
-      if (!intact) await this.editable(index);
+      let rewrite: boolean;
+      if (slot) {
+        // Sealed early (evicted as least recently written) while it was the last chunk, then the
+        // file grew past it: that chunk is short and would cut the file there.
+        rewrite = slot.state === 'buffer' || (slot.state === 'sealing' ? slot.len : slot.ref.size) !== length;
+      } else {
+        const ref = base?.inline === undefined ? base?.chunks[index] : undefined;
+        rewrite = !(ref !== undefined && ref.size === length && index * this.chunkSize + length <= this.baseLimit);
+      }
+      if (!rewrite) continue;
+      await this.editable(index);
+      await this.seal(index);
     }
-    for (const [index, slot] of this.slots) if (slot.state === 'buffer' && index < count) await this.seal(index);
     const chunks: ChunkRef[] = [];
     for (let index = 0; index < count; index++) {
       const slot = this.slots.get(index);
