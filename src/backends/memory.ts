@@ -68,8 +68,9 @@ export class MemoryBackend implements StorageBackend {
     if (this.capacityBytes !== undefined && used > this.capacityBytes) {
       throw new NoSpaceError(`backend "${this.name}": ${data.length} bytes do not fit in ${this.capacityBytes}`);
     }
-    if (previous) this.shared.release(id, previous);
+    // Retained before the previous bytes are released: a rewrite of equal bytes (a repair) reuses them.
     this.chunks.set(id, this.shared.retain(id, data));
+    if (previous) this.shared.release(id, previous);
     this.modified.set(id, Date.now());
     this.usedBytes = used;
   }
