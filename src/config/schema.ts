@@ -3,6 +3,10 @@ import { parseSize } from './size.js';
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
+/** 1 PiB: sizes stay exact in a double (below 2^53) with room for offset arithmetic. */
+export const DEFAULT_MAX_FILE_SIZE = 2 ** 50;
+/** Offsets past 2^52 would no longer add exactly in a double. */
+export const MAX_FILE_SIZE = 2 ** 52;
 export const MIN_CHUNK_SIZE = 64 * KiB;
 export const MAX_CHUNK_SIZE = 64 * MiB;
 
@@ -184,8 +188,22 @@ export const configSchema = z
         chunksInFlightPerObject: z.number().int().min(1).max(64).default(4),
         /** Chunks being replicated at once in the whole process. */
         chunksInFlightTotal: z.number().int().min(1).max(1024).default(16),
+        /**
+         * Unsealed bytes the mount may hold across all open files; past it a writer waits
+         * while the oldest dirty buffers are sealed (backpressure), wherever they belong.
+         */
+        dirtyBytes: size.refine((n) => n >= MiB, { message: 'must be at least 1 MiB' }).default(512 * MiB),
+        /** The largest size a file may have; larger truncates and writes answer EFBIG. */
+        maxFileSize: size
+          .refine((n) => n >= MiB && n <= MAX_FILE_SIZE, { message: `must be between 1 MiB and ${MAX_FILE_SIZE}` })
+          .default(DEFAULT_MAX_FILE_SIZE),
       })
-      .default({ chunksInFlightPerObject: 4, chunksInFlightTotal: 16 }),
+      .default({
+        chunksInFlightPerObject: 4,
+        chunksInFlightTotal: 16,
+        dirtyBytes: 512 * MiB,
+        maxFileSize: DEFAULT_MAX_FILE_SIZE,
+      }),
     reads: z
       .strictObject({
         /** A replica slower than this is abandoned for the next one (first mode). */

@@ -21,7 +21,8 @@ export type ErrorCode =
   | 'READ_ONLY'
   | 'CONFIG'
   | 'TIMEOUT'
-  | 'UNSUPPORTED';
+  | 'UNSUPPORTED'
+  | 'TOO_BIG';
 
 export class LilioError extends Error {
   readonly code: ErrorCode;
@@ -148,6 +149,13 @@ export class TimeoutError extends LilioError {
 export class UnsupportedError extends LilioError {
   constructor(message: string) {
     super('UNSUPPORTED', message);
+  }
+}
+
+/** A file would grow past the largest size a version may have (EFBIG). */
+export class FileTooBigError extends LilioError {
+  constructor(message: string) {
+    super('TOO_BIG', message);
   }
 }
 

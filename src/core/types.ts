@@ -20,7 +20,17 @@ export interface ChunkRef {
    * write, so under-replication is the gap between this and what backends hold.
    */
   replicas: string[];
+  /**
+   * Where this chunk's bytes appear in the file, for versions with
+   * `layout: 'extents'`: [fileOffset, offsetInChunk, length] triples, none
+   * crossing a multiple of the version's chunkSize. Absent in dense versions,
+   * where chunk i holds bytes [i * chunkSize, i * chunkSize + size).
+   */
+  extents?: Extent[];
 }
+
+/** [fileOffset, offsetInChunk, length]: a run of a chunk's plaintext placed in a file. */
+export type Extent = [number, number, number];
 
 export type EntryKind = 'file' | 'dir' | 'symlink';
 
@@ -53,6 +63,16 @@ export interface ObjectRecord {
   /** Chunk size used when the version was written (all chunks but the last are full). */
   chunkSize: number;
   chunks: ChunkRef[];
+  /**
+   * 'extents': every chunk says where its bytes go (ChunkRef.extents); later
+   * chunks in the list win where they overlap (a small write stored as a small
+   * slice over an older chunk), and bytes no chunk covers are a hole that reads
+   * as zeros and stores nothing. Absent: the dense layout, chunk i at
+   * i * chunkSize, every chunk full but the last (what a streamed put writes).
+   */
+  layout?: 'extents';
+  /** Layered versions: the bytes their chunks show (holes excluded), for st_blocks without the chunk list. */
+  allocated?: number;
   /**
    * Small objects live here instead of in chunks (base64 of the stored form:
    * ciphertext for encrypted buckets). Symlink targets live here too.

@@ -1,5 +1,6 @@
 import { decryptChunk } from '../core/crypto.js';
-import type { ObjectRecord } from '../core/types.js';
+import { isLayered, type Layer, visibleSegments, windowLayers } from '../core/extents.js';
+import type { ChunkRef, ObjectRecord } from '../core/types.js';
 import type { BucketContext, ChunkStore } from './chunk-store.js';
 import { inlineAad } from './object-writer.js';
 
@@ -16,6 +17,8 @@ export class ObjectReader {
   private lastEnd = -1;
   /** Chunks fetched ahead of a sequential reader, by index; they bypass the shared cache. */
   private readonly ahead = new Map<number, Promise<Buffer>>();
+  /** Layers by window, for a layered (sparse, sliced) version; built on first read. */
+  private layers: Map<number, Layer<ChunkRef>[]> | undefined;
 
   constructor(
     private readonly chunks: ChunkStore,
@@ -37,6 +40,7 @@ export class ObjectReader {
     if (this.record.inline !== undefined) {
       return this.inline().copy(target, 0, position, end);
     }
+    if (isLayered(this.record)) return this.readLayered(target, position, end);
     const { chunkSize, chunks } = this.record;
     // The kernel's read-ahead sends several reads at once and they may arrive out of order, so
     // "sequential" means near where the last read ended, not exactly there.
@@ -80,6 +84,10 @@ export class ObjectReader {
       yield this.inline().subarray(start, end);
       return;
     }
+    if (isLayered(this.record)) {
+      yield* this.streamLayered(start, end);
+      return;
+    }
     const { chunkSize, chunks } = this.record;
     const first = Math.floor(start / chunkSize);
     const last = Math.floor((end - 1) / chunkSize);
@@ -99,6 +107,55 @@ export class ObjectReader {
       const from = Math.max(start, chunkStart) - chunkStart;
       const to = Math.min(end, chunkStart + data.byteLength) - chunkStart;
       yield from === 0 && to === data.byteLength ? data : data.subarray(from, to);
+    }
+  }
+
+  /** Copies [position, end) of a layered version: each window from its visible segments, holes as zeros. */
+  private async readLayered(target: Buffer, position: number, end: number): Promise<number> {
+    const { chunkSize } = this.record;
+    const first = Math.floor(position / chunkSize);
+    const last = Math.floor((end - 1) / chunkSize);
+    await Promise.all(
+      Array.from({ length: last - first + 1 }, (_, k) => {
+        const window = first + k;
+        const from = Math.max(position, window * chunkSize);
+        const to = Math.min(end, (window + 1) * chunkSize);
+        return this.fillWindow(target, from - position, window, from, to);
+      }),
+    );
+    return end - position;
+  }
+
+  /** Writes file bytes [from, to) of one window into target at `at`. */
+  private async fillWindow(target: Buffer, at: number, window: number, from: number, to: number): Promise<void> {
+    this.layers ??= windowLayers(this.record);
+    const layers = this.layers.get(window);
+    const segments = layers ? visibleSegments(layers, from, to) : [];
+    const parts = await Promise.all(segments.map((s) => this.chunks.read(this.ctx, s.chunk)));
+    let filled = from;
+    segments.forEach((segment, i) => {
+      if (segment.fileOffset > filled) target.fill(0, at + filled - from, at + segment.fileOffset - from);
+      parts[i]!.copy(target, at + segment.fileOffset - from, segment.chunkOffset, segment.chunkOffset + segment.length);
+      filled = segment.fileOffset + segment.length;
+    });
+    if (to > filled) target.fill(0, at + filled - from, at + to - from);
+  }
+
+  /**
+   * A layered version, window by window. Holes cost no I/O; a window is
+   * assembled in a buffer of its own, at most chunkSize bytes, so memory stays
+   * flat however long the file (a 1 PiB sparse file streams zeros).
+   */
+  private async *streamLayered(start: number, end: number): AsyncGenerator<Buffer> {
+    const { chunkSize } = this.record;
+    const first = Math.floor(start / chunkSize);
+    const last = Math.floor((end - 1) / chunkSize);
+    for (let window = first; window <= last; window++) {
+      const from = Math.max(start, window * chunkSize);
+      const to = Math.min(end, (window + 1) * chunkSize);
+      const out = Buffer.allocUnsafe(to - from);
+      await this.fillWindow(out, 0, window, from, to);
+      yield out;
     }
   }
 

@@ -27,6 +27,7 @@ export const Errno = {
   EAGAIN: -E.EAGAIN,
   EBUSY: -E.EBUSY,
   E2BIG: -E.E2BIG,
+  ENXIO: -E.ENXIO,
 } as const;
 
 const BY_CODE: Record<ErrorCode, number> = {
@@ -48,6 +49,7 @@ const BY_CODE: Record<ErrorCode, number> = {
   CONFIG: Errno.EINVAL,
   TIMEOUT: Errno.EIO,
   UNSUPPORTED: Errno.ENOTSUP,
+  TOO_BIG: Errno.EFBIG,
 };
 
 /** An errno carried through the FUSE layer where no LilioError fits (EPERM at the root, EBADF...). */

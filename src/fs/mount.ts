@@ -6,7 +6,7 @@ import Fuse from 'fuse-native';
 import type { Lilio } from '../engine/lilio.js';
 import type { FuseMetrics } from '../metrics/fuse.js';
 import { buildOps } from './ops.js';
-import { Vfs } from './vfs.js';
+import { Vfs, vfsOptions } from './vfs.js';
 
 const run = promisify(execFile);
 
@@ -117,11 +117,7 @@ export async function clearStaleMount(mountpoint: string): Promise<'none' | 'sta
 export async function mountLilio(lilio: Lilio, mountpoint: string, options: MountOptions): Promise<Mounted> {
   const target = resolve(mountpoint);
   await clearStaleMount(target);
-  const vfs = new Vfs(lilio, {
-    readOnly: options.readOnly,
-    maxDirtyBuffers: 64,
-    sealsInFlight: lilio.config.writes.chunksInFlightPerObject,
-  });
+  const vfs = new Vfs(lilio, vfsOptions(lilio, options.readOnly));
   const cacheSeconds = options.cacheSeconds ?? 1;
   const ops: Partial<FuseOps> = buildOps(vfs, options.metrics, options.onError);
   if (options.xattrs === false) {

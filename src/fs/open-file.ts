@@ -1,68 +1,63 @@
 import { newVersionId } from '../core/chunk-id.js';
 import { decryptChunk, encryptChunk } from '../core/crypto.js';
-import { ConflictError } from '../core/errors.js';
+import { ConflictError, FileTooBigError } from '../core/errors.js';
+import { allocatedBytes, cover, covers, type Layer, seekContent, visibleSegments } from '../core/extents.js';
 import { Semaphore } from '../core/semaphore.js';
-import type { ChunkRef, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
+import type { ChunkRef, Extent, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
 import type { BucketContext } from '../engine/chunk-store.js';
 import type { Lilio } from '../engine/lilio.js';
 import { inlineAad } from '../engine/object-writer.js';
+import type { DirtyBudget, DirtyHolder } from './dirty-budget.js';
+import { FileLayers, type Piece } from './file-layers.js';
 
-/** A chunk this session changed: bytes in a buffer, being sealed, or sealed. */
-type Slot =
-  /** buf[0, len) is the content; the chunk is zero from len to its logical length. */
-  | { state: 'buffer'; buf: Buffer; len: number; touched: number }
-  | { state: 'sealing'; buf: Buffer; len: number; ref: Promise<ChunkRef> }
-  | { state: 'sealed'; ref: ChunkRef };
-
-type BufferSlot = Extract<Slot, { state: 'buffer' }>;
-
-/**
- * A file's chunk slots by index, which also knows which of them are unsealed
- * buffers: every write asks, and a file streamed sequentially holds one
- * sealed slot per chunk until its commit (100,000 for a 100 GiB file).
- * Slots are replaced, never changed in state, so set and delete see it all.
- */
-class Slots extends Map<number, Slot> {
-  /** The slots in 'buffer' state, by index. */
-  readonly buffers = new Map<number, BufferSlot>();
-
-  override set(index: number, slot: Slot): this {
-    if (slot.state === 'buffer') this.buffers.set(index, slot);
-    else this.buffers.delete(index);
-    return super.set(index, slot);
-  }
-
-  override delete(index: number): boolean {
-    this.buffers.delete(index);
-    return super.delete(index);
-  }
-
-  override clear(): void {
-    this.buffers.clear();
-    super.clear();
-  }
+/** Bytes written into one window since its buffer was taken. */
+interface DirtyBuffer {
+  buf: Buffer;
+  /** Window-relative [start, end) runs holding written bytes: sorted, disjoint. */
+  runs: Array<[number, number]>;
+  /** Budget clock of the last write. */
+  touched: number;
 }
 
 export interface OpenFileLimits {
-  /** Chunk buffers one file may hold unsealed; beyond it the least recently written is sealed. */
+  /** Window buffers one file may hold unsealed; beyond it the least recently written is sealed. */
   maxDirtyBuffers: number;
   /** Chunks of one file being replicated at once (backpressure on write). */
   sealsInFlight: number;
+  /** The largest size a file may reach: writes and truncates past it fail with EFBIG. */
+  maxFileSize: number;
+  /** Unsealed buffers of every open file together; shared by the mount's files. */
+  budget?: DirtyBudget;
 }
 
 /**
- * One file as this mount sees it while any handle has it open: the committed
- * version it builds on (`base`) plus the chunks this session changed. Every
- * handle of the path shares it, so a reader sees what a writer of the same
- * mount wrote before it is committed, as on a local filesystem.
- *
- * Writes at any offset touch only the chunks they cover; unchanged chunks
- * are reused by id in the next version. A commit seals what is left, builds
- * the version and makes it visible with one compare-and-set; if anything
- * fails, the session's chunks are deleted, the state falls back to the
- * committed version, and the caller gets the error (EIO on close/fsync).
+ * Layers a window may pile up before a commit merges them into one chunk. A
+ * random 4 KiB writer adds a layer per commit to each window it touched; a
+ * read of a window fetches only the layers its range shows, so reads stay
+ * cheap long before this bound, and merging less often keeps the bytes
+ * rewritten per byte written low (1 MiB per 32 slices of 4 KiB: 8x).
  */
-export class OpenFile {
+const MAX_LAYERS_PER_WINDOW = 32;
+/** Close compacts a file whose chunks store more than this times the bytes it shows. */
+const COMPACT_AT_CLOSE_RATIO = 1.1;
+
+/**
+ * One file as this mount sees it while any handle has it open: the committed
+ * version it builds on (`base`) plus what this mount changed since, as
+ * layers. A write lands in a buffer of its window and stores only the bytes
+ * written: a full window becomes a chunk at once (sequential writers), a
+ * partial one becomes a slice at commit (packed with the other windows'
+ * slices into one chunk), laid over the older content. Growing a file stores
+ * nothing: bytes no layer covers are a hole and read as zeros.
+ *
+ * Every handle of the path shares it, so a reader sees what a writer of the
+ * same mount wrote before it is committed, as on a local filesystem. A
+ * commit seals what is left and makes the version visible with one
+ * compare-and-set; if anything fails, the session's chunks are deleted, the
+ * state falls back to the committed version, and the caller gets the error
+ * (EIO on close/fsync).
+ */
+export class OpenFile implements DirtyHolder {
   /** The committed version (undefined: a new file not committed yet). */
   base: ObjectRecord | undefined;
   size: number;
@@ -75,19 +70,19 @@ export class OpenFile {
   handles = 0;
 
   private readonly chunkSize: number;
-  private readonly slots = new Slots();
-  /** Chunks sealed in this session that the next version may not reference (to delete after commit). */
+  /** Sealed content (base included); undefined while it is exactly the base version. */
+  private layers: FileLayers | undefined;
+  private readonly buffers = new Map<number, DirtyBuffer>();
+  /** How much of an inline base still shows (cut by truncation). */
+  private inlineLimit: number;
+  private inlineBytes: Buffer | undefined;
+  /** Chunks sealed in this session that no version will reference (deleted after the commit). */
   private orphans: ChunkRef[] = [];
+  /** Own pieces dropped while still being stored: they become orphans when they land. */
+  private landing: Array<Promise<unknown>> = [];
   private failure: unknown;
   private readonly seals: Semaphore;
-  private inlineBytes: Buffer | undefined;
   private clock = 0;
-  /**
-   * How much of the base version still shows through: the smallest size the
-   * file was cut to in this session. Base bytes past it read as zeros, even
-   * after the file grows again.
-   */
-  private baseLimit: number;
 
   constructor(
     private readonly lilio: Lilio,
@@ -100,7 +95,7 @@ export class OpenFile {
   ) {
     this.base = base;
     this.size = base?.size ?? 0;
-    this.baseLimit = this.size;
+    this.inlineLimit = base?.inline !== undefined ? base.size : 0;
     this.attrs = { ...attrs };
     this.xattrs = base?.xattrs ? { ...base.xattrs } : undefined;
     this.chunkSize = base && base.chunks.length > 0 ? base.chunkSize : ctx.record.chunkSize;
@@ -116,13 +111,43 @@ export class OpenFile {
     return this.exclusive(() => this.readAt(target, position, length));
   }
 
+  /** Bytes the file stores (what `du` counts): holes and overwritten bytes excluded. */
+  allocated(): number {
+    const base = this.base;
+    let bytes = 0;
+    if (this.layers) bytes = this.layers.allocated(this.size);
+    else if (base && base.inline === undefined) bytes = base.allocated ?? allocatedBytes(base);
+    for (const buffer of this.buffers.values()) for (const [s, e] of buffer.runs) bytes += e - s;
+    return Math.min(this.size, bytes + this.inlineLimit);
+  }
+
+  /** lseek(SEEK_DATA / SEEK_HOLE): undefined when no data follows `offset` (ENXIO). */
+  seek(offset: number, want: 'data' | 'hole'): Promise<number | undefined> {
+    return this.exclusive(async () => {
+      const windows = new Map<number, Layer<unknown>[]>();
+      // An untouched file keeps its fast read path: its layers are built aside, not kept.
+      const sealed = this.layers ?? (this.base ? FileLayers.of(this.base, this.chunkSize, () => undefined) : undefined);
+      for (const [window, layers] of sealed?.windows ?? []) windows.set(window, [...layers]);
+      const extra = (window: number, extent: Extent) => {
+        const list = windows.get(window) ?? [];
+        list.push({ chunk: undefined, extent });
+        windows.set(window, list);
+      };
+      if (this.inlineLimit > 0) extra(0, [0, 0, this.inlineLimit]);
+      for (const [window, buffer] of this.buffers) {
+        for (const [s, e] of buffer.runs) extra(window, [window * this.chunkSize + s, s, e - s]);
+      }
+      return seekContent(windows, this.chunkSize, this.size, offset, want);
+    });
+  }
+
   private untouched(): boolean {
     const base = this.base;
     return (
       base !== undefined &&
-      this.slots.size === 0 &&
+      this.layers === undefined &&
+      this.buffers.size === 0 &&
       base.size === this.size &&
-      this.baseLimit === this.size &&
       base.inline === undefined
     );
   }
@@ -131,23 +156,46 @@ export class OpenFile {
     const end = Math.min(this.size, position + length);
     if (position >= end) return 0;
     if (this.untouched()) return this.reader().readInto(target, position, end - position);
-    let copied = 0;
-    for (let pos = position; pos < end; ) {
-      const index = Math.floor(pos / this.chunkSize);
-      const chunkStart = index * this.chunkSize;
-      const upto = Math.min(end, chunkStart + this.chunkSize);
-      const content = await this.content(index);
-      const from = pos - chunkStart;
-      const to = upto - chunkStart;
-      const available = Math.min(to, content.byteLength);
-      if (available > from) content.copy(target, copied, from, available);
-      // Past the stored content the chunk is zero (a hole, or the tail of a grown chunk).
-      const zeroFrom = Math.max(from, available);
-      if (to > zeroFrom) target.fill(0, copied + zeroFrom - from, copied + to - from);
-      copied += to - from;
-      pos = upto;
+    const first = Math.floor(position / this.chunkSize);
+    const last = Math.floor((end - 1) / this.chunkSize);
+    const fills: Array<Promise<void>> = [];
+    for (let window = first; window <= last; window++) {
+      const from = Math.max(position, window * this.chunkSize);
+      const to = Math.min(end, (window + 1) * this.chunkSize);
+      fills.push(this.fillWindow(target, from - position, window, from, to));
     }
-    return copied;
+    await Promise.all(fills);
+    return end - position;
+  }
+
+  /** File bytes [from, to) of one window into target at `at`: inline base, then layers, then buffers. */
+  private async fillWindow(target: Buffer, at: number, window: number, from: number, to: number): Promise<void> {
+    target.fill(0, at, at + to - from);
+    if (window === 0 && this.inlineLimit > from) {
+      this.inline().copy(target, at, from, Math.min(to, this.inlineLimit));
+    }
+    const layers = this.content().windows.get(window);
+    if (layers) {
+      const segments = visibleSegments(layers, from, to);
+      const parts = await Promise.all(segments.map((s) => this.chunkBytes(s.chunk)));
+      segments.forEach((s, i) => {
+        parts[i]!.copy(target, at + s.fileOffset - from, s.chunkOffset, s.chunkOffset + s.length);
+      });
+    }
+    const buffer = this.buffers.get(window);
+    if (buffer) {
+      const start = window * this.chunkSize;
+      for (const [s, e] of buffer.runs) {
+        const a = Math.max(from, start + s);
+        const b = Math.min(to, start + e);
+        if (a < b) buffer.buf.copy(target, at + a - from, a - start, b - start);
+      }
+    }
+  }
+
+  private async chunkBytes(piece: Piece): Promise<Buffer> {
+    const ref = piece.ref ?? (await piece.pending!);
+    return this.lilio.chunks.read(this.ctx, ref);
   }
 
   // ---- writes ----
@@ -159,53 +207,78 @@ export class OpenFile {
 
   private async writeAt(data: Buffer, position: number): Promise<void> {
     if (this.failure) throw this.failure;
+    this.checkSize(position + data.byteLength);
     let offset = 0;
     while (offset < data.byteLength) {
       const pos = position + offset;
-      const index = Math.floor(pos / this.chunkSize);
-      const within = pos - index * this.chunkSize;
+      const window = Math.floor(pos / this.chunkSize);
+      const within = pos - window * this.chunkSize;
       const n = Math.min(data.byteLength - offset, this.chunkSize - within);
-      const slot = await this.editable(index);
-      if (within > slot.len) slot.buf.fill(0, slot.len, within);
-      data.copy(slot.buf, within, offset, offset + n);
-      slot.len = Math.max(slot.len, within + n);
-      slot.touched = ++this.clock;
+      const budget = this.limits.budget;
+      if (budget && !this.buffers.has(window)) await budget.reserve(this, this.chunkSize, () => this.sealOldest());
+      const buffer = this.bufferFor(window);
+      data.copy(buffer.buf, within, offset, offset + n);
+      cover(buffer.runs, within, within + n);
+      buffer.touched = this.tick();
       offset += n;
-      // The size moves before a seal: the sealed chunk's length is taken from it.
       if (pos + n > this.size) this.size = pos + n;
-      // A chunk written to its end is done for a sequential writer: seal it now, in the background.
-      if (slot.len === this.chunkSize && within + n === this.chunkSize) await this.seal(index);
+      // A window written whole is done for a sequential writer: seal it now, in the background.
+      if (covers(buffer.runs, 0, this.chunkSize)) await this.sealWindow(window);
     }
     this.dirty = true;
     this.attrs.mtimeMs = this.attrs.ctimeMs = Date.now();
-    if (this.dirtyBuffers() > this.limits.maxDirtyBuffers) await this.sealLeastRecent();
+    if (this.buffers.size > this.limits.maxDirtyBuffers) await this.sealOldest();
   }
 
-  /** Cuts or extends (with zeros) the file. */
+  /** Cuts or extends the file. Extending stores nothing: the new bytes are a hole. */
   truncate(size: number): Promise<void> {
     return this.exclusive(() => this.truncateTo(size));
   }
 
   private async truncateTo(size: number): Promise<void> {
     if (this.failure) throw this.failure;
-    if (size < this.baseLimit) this.baseLimit = size;
+    this.checkSize(size);
     if (size < this.size) {
-      const keep = Math.ceil(size / this.chunkSize);
-      for (const [index, slot] of this.slots) {
-        if (index >= keep) {
-          this.slots.delete(index);
-          await this.dropSlot(slot);
-        }
-      }
-      const tail = size % this.chunkSize;
-      if (tail !== 0) {
-        const slot = await this.editable(keep - 1);
-        if (slot.len > tail) slot.len = tail;
+      this.content().cutAt(size);
+      this.inlineLimit = Math.min(this.inlineLimit, size);
+      for (const [window, buffer] of this.buffers) {
+        const start = window * this.chunkSize;
+        if (start >= size) this.dropBuffer(window);
+        else buffer.runs = clipRuns(buffer.runs, 0, size - start);
       }
     }
     this.size = size;
     this.dirty = true;
     this.attrs.mtimeMs = this.attrs.ctimeMs = Date.now();
+  }
+
+  /**
+   * fallocate(PUNCH_HOLE | KEEP_SIZE): the range reads as zeros afterwards.
+   * Windows inside it drop their layers (nothing stored); the partial
+   * windows at its edges get zeros written over the range.
+   */
+  punchHole(offset: number, length: number): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.failure) throw this.failure;
+      const end = Math.min(this.size, offset + length);
+      if (offset >= end) return;
+      const firstWhole = Math.ceil(offset / this.chunkSize);
+      const afterWhole = Math.floor(end / this.chunkSize);
+      const inside = (window: number) => window >= firstWhole && window < afterWhole;
+      const layers = this.content();
+      for (const window of [...layers.windows.keys()]) if (inside(window)) layers.clearWindow(window);
+      for (const window of [...this.buffers.keys()]) if (inside(window)) this.dropBuffer(window);
+      if (inside(0)) this.inlineLimit = 0;
+      const edges: Array<[number, number]> =
+        firstWhole > afterWhole
+          ? [[offset, end]]
+          : [
+              [offset, Math.min(end, firstWhole * this.chunkSize)],
+              [Math.max(offset, afterWhole * this.chunkSize), end],
+            ];
+      for (const [a, b] of edges) if (a < b) await this.writeAt(Buffer.alloc(b - a), a);
+      this.dirty = true;
+    });
   }
 
   /** Changes attributes only; committed with the next commit (now, if nothing else is pending). */
@@ -229,6 +302,29 @@ export class OpenFile {
     return this.exclusive(() => this.commitNow());
   }
 
+  /**
+   * Rewrites the windows of a committed file whose chunks store noticeably
+   * more than the file shows (slices over older chunks), one chunk per
+   * window, and commits. Run when the last handle closes; nothing to do for
+   * files written sequentially.
+   */
+  compact(): Promise<void> {
+    return this.exclusive(async () => {
+      const base = this.base;
+      if (this.dirty || this.unlinked || !base || base.layout !== 'extents') return;
+      const stored = base.chunks.reduce((sum, c) => sum + c.size, 0);
+      if (stored <= COMPACT_AT_CLOSE_RATIO * (base.allocated ?? allocatedBytes(base))) return;
+      const layers = this.content();
+      for (const [window, list] of [...layers.windows]) {
+        if (list.length > 1 || list.some((l) => l.chunk.ref && l.chunk.ref.size !== l.extent[2])) {
+          await this.compactWindow(window);
+        }
+      }
+      this.dirty = true;
+      await this.commitNow();
+    });
+  }
+
   private async commitNow(): Promise<ObjectRecord | undefined> {
     if (!this.dirty || this.unlinked) return this.base;
     try {
@@ -243,17 +339,19 @@ export class OpenFile {
         if (!(err instanceof ConflictError)) throw err;
         record = await this.lilio.commitRecord(draft, 'any');
       }
+      await this.settleLanding();
       const orphans = this.orphans;
       this.orphans = [];
       const referenced = new Set(record.chunks.map((c) => c.id));
       const unreferenced = orphans.filter((c) => !referenced.has(c.id));
       if (unreferenced.length > 0) await this.lilio.writerDeps.discard(unreferenced);
       this.base = record;
-      this.baseLimit = record.size;
+      this.layers = undefined;
+      this.inlineLimit = record.inline !== undefined ? record.size : 0;
       this.inlineBytes = undefined;
       this.cachedReader = undefined;
-      this.slots.clear();
       this.dirty = false;
+      this.limits.budget?.forget(this);
       return record;
     } catch (err) {
       await this.reset();
@@ -266,13 +364,26 @@ export class OpenFile {
     return this.exclusive(() => this.reset());
   }
 
+  // ---- the budget's view ----
+
+  oldestTouch(): number | undefined {
+    let oldest: number | undefined;
+    for (const buffer of this.buffers.values())
+      if (oldest === undefined || buffer.touched < oldest) oldest = buffer.touched;
+    return oldest;
+  }
+
+  evictOldest(): Promise<void> {
+    return this.exclusive(() => this.sealOldest());
+  }
+
   // ---- internals ----
 
   /**
    * Writes, truncations, commits and reads of changed content run one at a
    * time. Handles of other processes share this file, so a write may arrive
-   * while a flush commits: run concurrently, the commit would clear the slot
-   * the write had just filled and the file would read zeros there.
+   * while a flush commits: run concurrently, the commit would seal a buffer
+   * the write is filling.
    */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -289,121 +400,212 @@ export class OpenFile {
     return this.cachedReader;
   }
 
-  private dirtyBuffers(): number {
-    return this.slots.buffers.size;
+  private tick(): number {
+    return this.limits.budget ? this.limits.budget.tick() : ++this.clock;
   }
 
-  /** The logical length of chunk `index` at the current size. */
-  private lengthOf(index: number): number {
-    return Math.max(0, Math.min(this.chunkSize, this.size - index * this.chunkSize));
-  }
-
-  /** The stored content of a chunk as this session sees it (may be shorter than its logical length). */
-  private async content(index: number): Promise<Buffer> {
-    const slot = this.slots.get(index);
-    if (slot) {
-      if (slot.state === 'buffer' || slot.state === 'sealing') return slot.buf.subarray(0, slot.len);
-      return this.lilio.chunks.read(this.ctx, slot.ref);
+  private checkSize(size: number): void {
+    if (size > this.limits.maxFileSize) {
+      throw new FileTooBigError(`${this.key}: ${size} bytes is past the largest file size, ${this.limits.maxFileSize}`);
     }
-    return this.baseContent(index);
   }
 
-  private async baseContent(index: number): Promise<Buffer> {
-    const base = this.base;
-    // Only base bytes inside both the current size and the truncation watermark count.
-    const visible = Math.min(this.lengthOf(index), this.baseLimit - index * this.chunkSize);
-    if (!base || visible <= 0) return EMPTY;
-    if (base.inline !== undefined) {
-      if (index !== 0) return EMPTY;
-      if (!this.inlineBytes) {
-        const stored = Buffer.from(base.inline, 'base64');
-        this.inlineBytes = this.ctx.dataKey
-          ? decryptChunk(this.ctx.dataKey, inlineAad(base.versionId), stored)
-          : stored;
-      }
-      return this.inlineBytes.subarray(0, visible);
+  /** The sealed layers, built from the base version the first time anything changes. */
+  private content(): FileLayers {
+    if (!this.layers) {
+      const dropped = (piece: Piece) => this.dropped(piece);
+      this.layers = this.base
+        ? FileLayers.of(this.base, this.chunkSize, dropped)
+        : new FileLayers(this.chunkSize, dropped);
     }
-    const ref = base.chunks[index];
-    if (!ref) return EMPTY;
-    const data = await this.lilio.chunks.read(this.ctx, ref);
-    return data.subarray(0, Math.min(data.byteLength, visible));
+    return this.layers;
   }
 
-  /** Chunk `index` as a buffer this session may change, loading its current content first. */
-  private async editable(index: number): Promise<BufferSlot> {
-    const slot = this.slots.get(index);
-    if (slot?.state === 'buffer') return slot;
-    const content = await this.content(index);
-    const buf = this.lilio.writerDeps.pool(this.chunkSize).take();
-    content.copy(buf, 0, 0, Math.min(content.byteLength, this.chunkSize));
-    const fresh: BufferSlot = {
-      state: 'buffer',
-      buf,
-      len: Math.min(content.byteLength, this.lengthOf(index)),
-      touched: ++this.clock,
-    };
-    if (slot) await this.dropSlot(slot);
-    this.slots.set(index, fresh);
-    return fresh;
-  }
-
-  /** A replaced slot: its buffer goes back to the pool, its sealed chunk (never committed) is deleted. */
-  private async dropSlot(slot: Slot): Promise<void> {
-    if (slot.state === 'buffer') {
-      this.lilio.writerDeps.pool(this.chunkSize).give(slot.buf);
-      return;
+  /** A piece no layer shows any more: if this session stored it, it is deleted after the commit. */
+  private dropped(piece: Piece): void {
+    if (!piece.own) return;
+    if (piece.ref) this.orphans.push(piece.ref);
+    else if (piece.pending) {
+      this.landing.push(piece.pending.then((ref) => void this.orphans.push(ref)).catch(() => undefined));
     }
-    const ref = slot.state === 'sealed' ? slot.ref : await slot.ref.catch(() => undefined);
-    if (ref) this.orphans.push(ref);
   }
 
-  private async sealLeastRecent(): Promise<void> {
+  private async settleLanding(): Promise<void> {
+    while (this.landing.length > 0) {
+      const landing = this.landing;
+      this.landing = [];
+      await Promise.all(landing);
+    }
+  }
+
+  private inline(): Buffer {
+    if (!this.inlineBytes) {
+      const stored = Buffer.from(this.base?.inline ?? '', 'base64');
+      this.inlineBytes = this.ctx.dataKey
+        ? decryptChunk(this.ctx.dataKey, inlineAad(this.base!.versionId), stored)
+        : stored;
+    }
+    return this.inlineBytes;
+  }
+
+  private bufferFor(window: number): DirtyBuffer {
+    let buffer = this.buffers.get(window);
+    if (!buffer) {
+      buffer = { buf: this.pool().take(), runs: [], touched: 0 };
+      // Counted against the budget by the caller (reserve), before the buffer was taken.
+      this.buffers.set(window, buffer);
+    }
+    return buffer;
+  }
+
+  /** Takes a buffer out of the file; its bytes are the caller's to seal or forget. */
+  private takeBuffer(window: number): DirtyBuffer | undefined {
+    const buffer = this.buffers.get(window);
+    if (!buffer) return undefined;
+    this.buffers.delete(window);
+    this.limits.budget?.give(this.chunkSize);
+    return buffer;
+  }
+
+  private dropBuffer(window: number): void {
+    const buffer = this.takeBuffer(window);
+    if (buffer) this.pool().give(buffer.buf);
+  }
+
+  private pool() {
+    return this.lilio.writerDeps.pool(this.chunkSize);
+  }
+
+  private async sealOldest(): Promise<void> {
     let oldest: number | undefined;
     let oldestTouch = Number.POSITIVE_INFINITY;
-    for (const [index, slot] of this.slots.buffers) {
-      if (slot.touched < oldestTouch) {
-        oldest = index;
-        oldestTouch = slot.touched;
+    for (const [window, buffer] of this.buffers) {
+      if (buffer.touched < oldestTouch) {
+        oldest = window;
+        oldestTouch = buffer.touched;
       }
     }
-    if (oldest !== undefined) await this.seal(oldest);
+    if (oldest !== undefined) await this.sealWindow(oldest);
   }
 
-  /** Starts replicating a buffer slot; waits only for an in-flight slot (backpressure). */
-  private async seal(index: number): Promise<void> {
-    const slot = this.slots.get(index);
-    if (slot?.state !== 'buffer') return;
-    const length = this.lengthOf(index);
-    if (slot.len < length) slot.buf.fill(0, slot.len, length);
-    const plaintext = slot.buf.subarray(0, length);
+  /**
+   * Seals a window's buffer: as a whole chunk when it covers the window up to
+   * the file's end (older layers there go), else as a slice holding only the
+   * runs written, laid over what is below.
+   */
+  private async sealWindow(window: number): Promise<void> {
+    const buffer = this.takeBuffer(window);
+    if (!buffer) return;
+    const start = window * this.chunkSize;
+    const length = Math.min(this.chunkSize, this.size - start);
+    if (covers(buffer.runs, 0, length)) {
+      this.content().clearWindow(window);
+      if (window === 0) this.inlineLimit = 0;
+      await this.sealPiece(buffer.buf, length, [[start, 0, length]]);
+      return;
+    }
+    // The runs move to the front of the buffer (copy is a memmove): one slice, an extent per run.
+    let packed = 0;
+    const extents: Extent[] = [];
+    for (const [s, e] of buffer.runs) {
+      buffer.buf.copy(buffer.buf, packed, s, e);
+      extents.push([start + s, packed, e - s]);
+      packed += e - s;
+    }
+    await this.sealPiece(buffer.buf, packed, extents);
+  }
+
+  /** Seals the runs of several windows' buffers into as few chunks as fit (a commit's slices). */
+  private async packRuns(windows: number[]): Promise<void> {
+    let buf: Buffer | undefined;
+    let packed = 0;
+    let extents: Extent[] = [];
+    const flush = async () => {
+      if (buf && packed > 0) await this.sealPiece(buf, packed, extents);
+      else if (buf) this.pool().give(buf);
+      buf = undefined;
+      packed = 0;
+      extents = [];
+    };
+    for (const window of windows) {
+      const buffer = this.takeBuffer(window)!;
+      const bytes = buffer.runs.reduce((sum, [s, e]) => sum + e - s, 0);
+      if (packed + bytes > this.chunkSize) await flush();
+      buf ??= this.pool().take();
+      const start = window * this.chunkSize;
+      for (const [s, e] of buffer.runs) {
+        buffer.buf.copy(buf, packed, s, e);
+        extents.push([start + s, packed, e - s]);
+        packed += e - s;
+      }
+      this.pool().give(buffer.buf);
+    }
+    await flush();
+  }
+
+  /**
+   * Merges a window's layers into one chunk that holds what they show: a
+   * whole chunk when they cover the window, else only the runs they cover
+   * (a hole inside the window stays a hole).
+   */
+  private async compactWindow(window: number): Promise<void> {
+    const start = window * this.chunkSize;
+    const end = Math.min(start + this.chunkSize, this.size);
+    const layers = this.content().windows.get(window);
+    if (!layers || end <= start) return;
+    const segments = visibleSegments(layers, start, end);
+    const buf = this.pool().take();
+    const extents: Extent[] = [];
+    let packed = 0;
+    try {
+      const parts = await Promise.all(segments.map((s) => this.chunkBytes(s.chunk)));
+      segments.forEach((s, i) => {
+        parts[i]!.copy(buf, packed, s.chunkOffset, s.chunkOffset + s.length);
+        const last = extents[extents.length - 1];
+        if (last && last[0] + last[2] === s.fileOffset) last[2] += s.length;
+        else extents.push([s.fileOffset, packed, s.length]);
+        packed += s.length;
+      });
+    } catch (err) {
+      this.pool().give(buf);
+      throw err;
+    }
+    this.content().clearWindow(window);
+    await this.sealPiece(buf, packed, extents);
+  }
+
+  /**
+   * Starts replicating buf[0, length) as a new top layer with these extents;
+   * waits only for an in-flight slot (backpressure). The buffer goes back to
+   * the pool once every replica call is over.
+   */
+  private async sealPiece(buf: Buffer, length: number, extents: Extent[], under = false): Promise<void> {
     await this.seals.acquire();
     let sealed: Awaited<ReturnType<Lilio['chunks']['seal']>>;
     try {
-      sealed = await this.lilio.chunks.seal(this.ctx, plaintext);
+      sealed = await this.lilio.chunks.seal(this.ctx, buf.subarray(0, length));
     } catch (err) {
       this.seals.release();
+      this.pool().give(buf);
       this.failure ??= err;
       throw err;
     }
-    const sealing: Slot = { state: 'sealing', buf: slot.buf, len: length, ref: sealed.ref };
-    this.slots.set(index, sealing);
-    const pool = this.lilio.writerDeps.pool(this.chunkSize);
-    let stored = false;
+    const layers = this.content();
+    const piece = under
+      ? layers.addUnder({ pending: sealed.ref, own: true }, extents)
+      : layers.add({ pending: sealed.ref, own: true }, extents);
     sealed.ref.then(
       (ref) => {
-        stored = true;
-        if (this.slots.get(index) === sealing) this.slots.set(index, { state: 'sealed', ref });
-        else this.orphans.push(ref);
+        piece.ref = ref;
+        piece.pending = undefined;
       },
       (err) => {
         this.failure ??= err;
       },
     );
-    // `ref` settles before `settled`. A failed chunk keeps its buffer out of the pool: its
-    // 'sealing' slot may still be read until the state is reset.
     void sealed.settled.finally(() => {
       this.seals.release();
-      if (stored) pool.give(slot.buf);
+      this.pool().give(buf);
     });
   }
 
@@ -423,73 +625,89 @@ export class OpenFile {
       ...(this.xattrs ? { xattrs: this.xattrs } : {}),
       ...(base?.contentType ? { contentType: base.contentType } : {}),
     };
-    if (this.size <= threshold && this.size > 0) {
+    if (this.size <= threshold) {
+      if (this.size === 0) {
+        await this.dropAll();
+        return { ...common, chunks: [] };
+      }
       const bytes = Buffer.alloc(this.size);
       await this.readAt(bytes, 0, this.size);
       const stored = this.ctx.dataKey ? encryptChunk(this.ctx.dataKey, inlineAad(versionId), bytes) : bytes;
-      await this.settleSlots();
+      await this.dropAll();
       return { ...common, chunks: [], inline: stored.toString('base64') };
     }
-    const count = Math.ceil(this.size / this.chunkSize);
-    // Every chunk must hold exactly its logical length: a chunk that was the last one and is now in
-    // the middle (the file grew) or that still has bytes past a truncation is rewritten.
-    // Each is sealed as soon as it is loaded, so a commit holds no more buffers than the seals in
-    // flight, however many chunks it rewrites (a file cut to zero and extended to 1 GiB: all of them).
-    for (let index = 0; index < count; index++) {
-      const slot = this.slots.get(index);
-      const length = this.lengthOf(index);
-      let rewrite: boolean;
-      if (slot) {
-        // Sealed early (evicted as least recently written) while it was the last chunk, then the
-        // file grew past it: that chunk is short and would cut the file there.
-        rewrite = slot.state === 'buffer' || (slot.state === 'sealing' ? slot.len : slot.ref.size) !== length;
-      } else {
-        const ref = base?.inline === undefined ? base?.chunks[index] : undefined;
-        rewrite = !(ref !== undefined && ref.size === length && index * this.chunkSize + length <= this.baseLimit);
-      }
-      if (!rewrite) continue;
-      await this.editable(index);
-      await this.seal(index);
+    const layers = this.content();
+    if (this.inlineLimit > 0) {
+      // The inline base becomes the oldest chunk: whatever was written over it stays on top.
+      const buf = this.pool().take();
+      this.inline().copy(buf, 0, 0, this.inlineLimit);
+      const length = this.inlineLimit;
+      this.inlineLimit = 0;
+      await this.sealPiece(buf, length, [[0, 0, length]], true);
     }
-    const chunks: ChunkRef[] = [];
-    for (let index = 0; index < count; index++) {
-      const slot = this.slots.get(index);
-      if (!slot) {
-        chunks.push(base!.chunks[index]!);
-      } else if (slot.state === 'sealed') {
-        chunks.push(slot.ref);
-      } else if (slot.state === 'sealing') {
-        chunks.push(await slot.ref);
-      } else {
-        throw new Error(`chunk ${index} of ${this.key} was not sealed`);
-      }
+    const partial: number[] = [];
+    for (const window of [...this.buffers.keys()].sort((a, b) => a - b)) {
+      const length = Math.min(this.chunkSize, this.size - window * this.chunkSize);
+      if (covers(this.buffers.get(window)!.runs, 0, length)) await this.sealWindow(window);
+      else partial.push(window);
     }
-    if (this.failure) throw this.failure;
-    return { ...common, chunks };
+    await this.packRuns(partial);
+    await this.landAll();
+    for (const [window, list] of [...layers.windows]) {
+      const start = window * this.chunkSize;
+      layers.dropShadowed(window, start, Math.min(this.size, start + this.chunkSize));
+      if (list.length > MAX_LAYERS_PER_WINDOW) await this.compactWindow(window);
+    }
+    await this.landAll();
+    const { chunks, layout } = layers.toChunks(this.size);
+    if (!layout) return { ...common, chunks };
+    return { ...common, chunks, layout, allocated: layers.allocated(this.size) };
   }
 
-  /** Waits for in-flight seals and records their chunks as orphans (an inline version references none). */
-  private async settleSlots(): Promise<void> {
-    for (const [index, slot] of this.slots) {
-      this.slots.delete(index);
-      await this.dropSlot(slot);
-    }
+  /** Waits until every piece shown has landed on W replicas; throws the first failure. */
+  private async landAll(): Promise<void> {
+    const pending = this.content()
+      .pieces()
+      .flatMap((p) => (p.pending ? [p.pending] : []));
+    await Promise.all(pending);
+    if (this.failure) throw this.failure;
+  }
+
+  /** Lets go of every buffer and piece (a commit that stores nothing in chunks, or a reset). */
+  private async dropAll(): Promise<void> {
+    for (const window of [...this.buffers.keys()]) this.dropBuffer(window);
+    const layers = this.layers;
+    this.layers = undefined;
+    if (layers) for (const piece of layers.pieces()) if (piece.own) this.dropped(piece);
+    this.inlineLimit = 0;
+    await this.settleLanding();
   }
 
   private async reset(): Promise<void> {
-    await this.settleSlots();
+    await this.dropAll();
     const orphans = this.orphans;
     this.orphans = [];
     if (orphans.length > 0) await this.lilio.writerDeps.discard(orphans).catch(() => undefined);
     this.failure = undefined;
     this.dirty = false;
-    this.size = this.base?.size ?? 0;
-    this.baseLimit = this.size;
-    if (this.base) {
-      this.attrs = { ...this.base.attrs };
-      this.xattrs = this.base.xattrs ? { ...this.base.xattrs } : undefined;
+    this.limits.budget?.forget(this);
+    const base = this.base;
+    this.size = base?.size ?? 0;
+    this.inlineLimit = base?.inline !== undefined ? base.size : 0;
+    if (base) {
+      this.attrs = { ...base.attrs };
+      this.xattrs = base.xattrs ? { ...base.xattrs } : undefined;
     }
   }
 }
 
-const EMPTY = Buffer.alloc(0);
+/** Runs clipped to [from, to). */
+function clipRuns(runs: Array<[number, number]>, from: number, to: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const [s, e] of runs) {
+    const a = Math.max(s, from);
+    const b = Math.min(e, to);
+    if (a < b) out.push([a, b]);
+  }
+  return out;
+}

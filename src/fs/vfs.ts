@@ -3,11 +3,16 @@ import { hasCode, IsDirError, NotDirError, NotEmptyError, NotFoundError, ReadOnl
 import type { ObjectAttrs, ObjectRecord } from '../core/types.js';
 import type { Lilio } from '../engine/lilio.js';
 import { defaultAttrs } from '../engine/object-writer.js';
+import { DirtyBudget } from './dirty-budget.js';
 import { Errno, ErrnoError } from './errno.js';
 import { OpenFile, type OpenFileLimits } from './open-file.js';
 import { baseName, type MountPath, parentPrefix, parseMountPath } from './paths.js';
 
 const { S_IFDIR, S_IFREG, S_IFLNK, O_RDONLY, O_TRUNC, O_APPEND } = constants;
+const FALLOC_FL_KEEP_SIZE = 0x01;
+const FALLOC_FL_PUNCH_HOLE = 0x02;
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
 /** The access-mode bits of open flags (not exported by node:fs). */
 const O_ACCMODE = 3;
 
@@ -40,6 +45,18 @@ export interface StatFs {
 
 export interface VfsOptions extends OpenFileLimits {
   readOnly: boolean;
+}
+
+/** The options a mount uses unless told otherwise. */
+export function vfsOptions(lilio: Lilio, readOnly: boolean): VfsOptions {
+  const writes = lilio.config.writes;
+  return {
+    readOnly,
+    maxDirtyBuffers: 64,
+    sealsInFlight: writes.chunksInFlightPerObject,
+    maxFileSize: writes.maxFileSize,
+    budget: new DirtyBudget(writes.dirtyBytes),
+  };
 }
 
 interface Handle {
@@ -127,7 +144,7 @@ export class Vfs {
   async fgetattr(path: string, fd: number): Promise<Stat> {
     const file = this.handles.get(fd)?.file;
     if (!file) return this.getattr(path);
-    return this.fileStat(S_IFREG, file.attrs, file.size);
+    return this.fileStat(S_IFREG, file.attrs, file.size, file.allocated());
   }
 
   async readdir(path: string): Promise<string[]> {
@@ -151,7 +168,7 @@ export class Vfs {
       for (const o of page.objects) {
         names.add(o.key.slice(prefix.length));
         if (o.kind !== 'dir') {
-          const stat = this.fileStat(o.kind === 'symlink' ? S_IFLNK : S_IFREG, o.attrs, o.size);
+          const stat = this.fileStat(o.kind === 'symlink' ? S_IFLNK : S_IFREG, o.attrs, o.size, o.allocated);
           this.listedAttrs.set(fileKey(where.bucket, o.key), { stat, listing });
         }
       }
@@ -307,6 +324,8 @@ export class Vfs {
     // load the version being replaced and commit over this one.
     try {
       if (file.dirty) await file.commit();
+      // Slices left by small writes are merged now that nobody writes; a failure only leaves them.
+      if (file.handles === 0 && !file.unlinked) await file.compact().catch(() => undefined);
     } finally {
       if (file.handles === 0) this.forget(file);
     }
@@ -339,6 +358,36 @@ export class Vfs {
     const handle = this.handle(fd);
     if (!handle.file || !handle.writable) throw new ErrnoError(Errno.EBADF, 'not open for writing');
     await handle.file.truncate(size);
+  }
+
+  /**
+   * fallocate(2). Plain allocation (mode 0, or KEEP_SIZE) reserves nothing on
+   * a store that writes chunks when data arrives: it only grows the size
+   * where asked, as a hole. PUNCH_HOLE | KEEP_SIZE drops the range's data.
+   */
+  async fallocate(fd: number, mode: number, offset: number, length: number): Promise<void> {
+    const handle = this.handle(fd);
+    if (!handle.file || !handle.writable) throw new ErrnoError(Errno.EBADF, 'not open for writing');
+    if (offset < 0 || length <= 0) throw new ErrnoError(Errno.EINVAL, 'fallocate: bad range');
+    const file = handle.file;
+    if (mode & FALLOC_FL_PUNCH_HOLE) {
+      if (!(mode & FALLOC_FL_KEEP_SIZE)) throw new ErrnoError(Errno.EINVAL, 'PUNCH_HOLE needs KEEP_SIZE');
+      await file.punchHole(offset, length);
+      return;
+    }
+    if (mode & ~FALLOC_FL_KEEP_SIZE) throw new ErrnoError(Errno.ENOTSUP, `fallocate mode ${mode} is not supported`);
+    if (!(mode & FALLOC_FL_KEEP_SIZE) && offset + length > file.size) await file.truncate(offset + length);
+  }
+
+  /** lseek(2) with SEEK_DATA (3) or SEEK_HOLE (4), answered from the chunk list; ENXIO past the data. */
+  async lseek(fd: number, offset: number, whence: number): Promise<number> {
+    const handle = this.handle(fd);
+    if (!handle.file) throw new IsDirError('is a directory');
+    if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new ErrnoError(Errno.EINVAL, `lseek whence ${whence}`);
+    if (offset < 0) throw new ErrnoError(Errno.EINVAL, 'negative offset');
+    const found = await handle.file.seek(offset, whence === SEEK_DATA ? 'data' : 'hole');
+    if (found === undefined) throw new ErrnoError(Errno.ENXIO, 'no data past this offset');
+    return found;
   }
 
   async unlink(path: string): Promise<void> {
@@ -571,8 +620,11 @@ export class Vfs {
         entry.marker?.attrs ?? { ...defaultAttrs(this.started, 'dir'), uid: this.uid, gid: this.gid },
       );
     }
-    if (entry.kind === 'open') return this.fileStat(S_IFREG, entry.file.attrs, entry.file.size);
-    return this.fileStat(entry.kind === 'symlink' ? S_IFLNK : S_IFREG, entry.record.attrs, entry.record.size);
+    if (entry.kind === 'open') {
+      return this.fileStat(S_IFREG, entry.file.attrs, entry.file.size, entry.file.allocated());
+    }
+    const record = entry.record;
+    return this.fileStat(entry.kind === 'symlink' ? S_IFLNK : S_IFREG, record.attrs, record.size, record.allocated);
   }
 
   private dirStat(attrs: ObjectAttrs): Stat {
@@ -590,14 +642,15 @@ export class Vfs {
     };
   }
 
-  private fileStat(type: number, attrs: ObjectAttrs, size: number): Stat {
+  /** `allocated`: bytes stored, when less than the size (sparse files), so `du` counts data only. */
+  private fileStat(type: number, attrs: ObjectAttrs, size: number, allocated = size): Stat {
     return {
       mode: type | (attrs.mode & 0o7777),
       uid: attrs.uid,
       gid: attrs.gid,
       size,
       nlink: 1,
-      blocks: Math.ceil(size / 512),
+      blocks: Math.ceil(Math.min(size, allocated) / 512),
       // cp and friends size their buffers by st_blksize: one chunk at a time suits us.
       blksize: 1024 * 1024,
       atime: attrs.atimeMs,

@@ -77,6 +77,7 @@ const chunk = z.looseObject({
   storedSize: z.number(),
   checksum: z.string(),
   replicas: z.array(z.string()),
+  extents: z.array(z.tuple([z.number(), z.number(), z.number()])).optional(),
 });
 
 const bucket = z.looseObject({
@@ -97,6 +98,8 @@ const object = z.looseObject({
   size: z.number(),
   chunkSize: z.number(),
   chunks: z.array(chunk),
+  layout: z.literal('extents').optional(),
+  allocated: z.number().optional(),
   inline: z.string().optional(),
   attrs,
   xattrs: z.record(z.string(), z.string()).optional(),

@@ -1,0 +1,191 @@
+import { addLayer, type Layer, visibleSegments } from '../core/extents.js';
+import type { ChunkRef, Extent, ObjectRecord } from '../core/types.js';
+
+/** A stored chunk as an open file uses it: committed already, or sealed by this mount since. */
+export interface Piece {
+  /** Age: a later piece wins where pieces overlap. */
+  seq: number;
+  /** Set once W replicas hold the chunk. */
+  ref?: ChunkRef;
+  /** Until then, what resolves to it. */
+  pending?: Promise<ChunkRef>;
+  /** Sealed by this mount since the last commit: deleted if it ends up unreferenced. */
+  own: boolean;
+  /** Layers that still show some of its bytes; at 0 it leaves the file. */
+  layers: number;
+}
+
+export type DenseOrLayered = Pick<ObjectRecord, 'chunks'> & { layout?: 'extents' };
+
+/**
+ * The sealed content of an open file: for every window (chunkSize-aligned
+ * span) the extents of the pieces that cover it, oldest first. Bytes that are
+ * still in write buffers are not here (OpenFile lays them on top).
+ *
+ * Memory is proportional to the pieces, never to the file's length: holes are
+ * windows with no layers, and growing a file adds nothing.
+ */
+export class FileLayers {
+  readonly windows = new Map<number, Layer<Piece>[]>();
+  private seq = 0;
+  private lowestSeq = 0;
+
+  constructor(
+    readonly chunkSize: number,
+    /** Told when a piece stops being shown anywhere (its last layer went). */
+    private readonly onDropped: (piece: Piece) => void,
+  ) {}
+
+  /** The layers of a committed version, every piece not owned (the commit rule queues replaced ones as garbage). */
+  static of(record: ObjectRecord, chunkSize: number, onDropped: (piece: Piece) => void): FileLayers {
+    const layers = new FileLayers(chunkSize, onDropped);
+    if (record.inline !== undefined) return layers;
+    record.chunks.forEach((chunk, index) => {
+      const extents: Extent[] =
+        record.layout === 'extents'
+          ? (chunk.extents ?? []).map((e) => [e[0], e[1], e[2]])
+          : [[index * record.chunkSize, 0, chunk.size]];
+      layers.add({ ref: chunk, own: false }, extents);
+    });
+    return layers;
+  }
+
+  /** Adds a piece on top of everything so far. Extents must not cross a window boundary. */
+  add(piece: Pick<Piece, 'ref' | 'pending' | 'own'>, extents: Extent[]): Piece {
+    const added: Piece = { ...piece, seq: this.seq++, layers: 0 };
+    for (const extent of extents) {
+      if (extent[2] <= 0) continue;
+      addLayer(this.windows, this.chunkSize, added, extent);
+      added.layers++;
+    }
+    if (added.layers === 0) this.onDropped(added);
+    return added;
+  }
+
+  /** Adds a piece beneath everything so far (an inline base turned into the file's oldest chunk). */
+  addUnder(piece: Pick<Piece, 'ref' | 'pending' | 'own'>, extents: Extent[]): Piece {
+    const added: Piece = { ...piece, seq: --this.lowestSeq, layers: 0 };
+    for (const extent of extents) {
+      if (extent[2] <= 0) continue;
+      const window = Math.floor(extent[0] / this.chunkSize);
+      const layers = this.windows.get(window);
+      if (layers) layers.unshift({ chunk: added, extent });
+      else this.windows.set(window, [{ chunk: added, extent }]);
+      added.layers++;
+    }
+    if (added.layers === 0) this.onDropped(added);
+    return added;
+  }
+
+  /** Drops every layer of a window (a piece sealed over all of it, or a hole punched through it). */
+  clearWindow(window: number): void {
+    const layers = this.windows.get(window);
+    if (!layers) return;
+    this.windows.delete(window);
+    for (const layer of layers) this.release(layer.chunk);
+  }
+
+  /** Cuts everything at and past `size` (truncate). */
+  cutAt(size: number): void {
+    const cut = Math.floor(size / this.chunkSize);
+    for (const window of [...this.windows.keys()]) {
+      if (window > cut || (window === cut && size === cut * this.chunkSize)) this.clearWindow(window);
+    }
+    const layers = this.windows.get(cut);
+    if (!layers) return;
+    const kept = layers.filter((layer) => {
+      const [at, within, length] = layer.extent;
+      if (at >= size) {
+        this.release(layer.chunk);
+        return false;
+      }
+      if (at + length > size) layer.extent = [at, within, size - at];
+      return true;
+    });
+    if (kept.length > 0) this.windows.set(cut, kept);
+    else this.windows.delete(cut);
+  }
+
+  /** Drops the layers of a window that no byte of [start, end) shows any more (shadowed by newer ones). */
+  dropShadowed(window: number, start: number, end: number): void {
+    const layers = this.windows.get(window);
+    if (!layers || layers.length < 2) return;
+    const shown = new Set(visibleSegments(layers, start, end).map((s) => s.extent));
+    const kept = layers.filter((layer) => {
+      if (shown.has(layer.extent)) return true;
+      this.release(layer.chunk);
+      return false;
+    });
+    this.windows.set(window, kept);
+  }
+
+  /** Every piece still shown, oldest first. */
+  pieces(): Piece[] {
+    const seen = new Set<Piece>();
+    for (const layers of this.windows.values()) for (const layer of layers) seen.add(layer.chunk);
+    return [...seen].sort((a, b) => a.seq - b.seq);
+  }
+
+  /**
+   * The chunk list of a version with this content. Dense (no extents) when
+   * the file is exactly one full chunk per window from the start, the last
+   * one possibly short: what a sequential writer produces. Every piece must
+   * have its ref by now.
+   */
+  toChunks(size: number): DenseOrLayered {
+    const count = Math.ceil(size / this.chunkSize);
+    if (this.windows.size === count && this.isDense(size, count)) {
+      const chunks: ChunkRef[] = [];
+      for (let w = 0; w < count; w++) chunks.push(withoutExtents(this.windows.get(w)![0]!.chunk.ref!));
+      return { chunks };
+    }
+    const extentsOf = new Map<Piece, Extent[]>();
+    for (const layers of this.windows.values()) {
+      for (const layer of layers) {
+        const list = extentsOf.get(layer.chunk);
+        if (list) list.push(layer.extent);
+        else extentsOf.set(layer.chunk, [layer.extent]);
+      }
+    }
+    const chunks = this.pieces().map((piece) => {
+      const extents = extentsOf.get(piece)!.sort((a, b) => a[0] - b[0]);
+      return { ...withoutExtents(piece.ref!), extents: extents.map((e): Extent => [e[0], e[1], e[2]]) };
+    });
+    return { chunks, layout: 'extents' };
+  }
+
+  /** Bytes the layers show below `size` (what `du` should count). */
+  allocated(size: number): number {
+    let bytes = 0;
+    for (const [window, layers] of this.windows) {
+      const start = window * this.chunkSize;
+      for (const segment of visibleSegments(layers, start, Math.min(size, start + this.chunkSize))) {
+        bytes += segment.length;
+      }
+    }
+    return bytes;
+  }
+
+  private isDense(size: number, count: number): boolean {
+    for (let w = 0; w < count; w++) {
+      const layers = this.windows.get(w);
+      if (layers?.length !== 1) return false;
+      const { chunk, extent } = layers[0]!;
+      const length = Math.min(this.chunkSize, size - w * this.chunkSize);
+      if (chunk.layers !== 1 || chunk.ref?.size !== length) return false;
+      if (extent[0] !== w * this.chunkSize || extent[1] !== 0 || extent[2] !== length) return false;
+    }
+    return true;
+  }
+
+  private release(piece: Piece): void {
+    piece.layers--;
+    if (piece.layers === 0) this.onDropped(piece);
+  }
+}
+
+function withoutExtents(ref: ChunkRef): ChunkRef {
+  if (!ref.extents) return ref;
+  const { extents: _extents, ...plain } = ref;
+  return plain;
+}
