@@ -119,6 +119,13 @@ export class FileLayers {
     this.windows.set(window, kept);
   }
 
+  /** Distinct chunks a window's layers come from (what a read of the whole window fetches). */
+  piecesIn(window: number): number {
+    const layers = this.windows.get(window);
+    if (!layers) return 0;
+    return new Set(layers.map((l) => l.chunk)).size;
+  }
+
   /** Every piece still shown, oldest first. */
   pieces(): Piece[] {
     const seen = new Set<Piece>();

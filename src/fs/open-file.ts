@@ -31,13 +31,13 @@ export interface OpenFileLimits {
 }
 
 /**
- * Layers a window may pile up before a commit merges them into one chunk. A
- * random 4 KiB writer adds a layer per commit to each window it touched; a
- * read of a window fetches only the layers its range shows, so reads stay
- * cheap long before this bound, and merging less often keeps the bytes
- * rewritten per byte written low (1 MiB per 32 slices of 4 KiB: 8x).
+ * Chunks a window may pile up before a commit merges them into one. A random
+ * writer adds one (a slice of the commit's pack) per commit to each window it
+ * touched; a read of a window fetches only the chunks its range shows, so
+ * reads stay cheap long before this bound, and merging less often keeps the
+ * bytes rewritten per byte written low.
  */
-const MAX_LAYERS_PER_WINDOW = 32;
+const MAX_PIECES_PER_WINDOW = 32;
 /** Close compacts a file whose chunks store more than this times the bytes it shows. */
 const COMPACT_AT_CLOSE_RATIO = 1.1;
 
@@ -653,10 +653,10 @@ export class OpenFile implements DirtyHolder {
     }
     await this.packRuns(partial);
     await this.landAll();
-    for (const [window, list] of [...layers.windows]) {
+    for (const window of [...layers.windows.keys()]) {
       const start = window * this.chunkSize;
       layers.dropShadowed(window, start, Math.min(this.size, start + this.chunkSize));
-      if (list.length > MAX_LAYERS_PER_WINDOW) await this.compactWindow(window);
+      if (layers.piecesIn(window) > MAX_PIECES_PER_WINDOW) await this.compactWindow(window);
     }
     await this.landAll();
     const { chunks, layout } = layers.toChunks(this.size);
