@@ -40,6 +40,8 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const LILIO_BIN = join(REPO, 'bin', 'lilio');
 const MEMFS = join(REPO, 'scripts', 'bench', 'memfs.ts');
 const MOUNT_WAIT_MS = 15_000;
+/** The file fio writes at random, in MiB (the data-lifetime issue's goal is stated for 64 MiB). */
+const RANDWRITE_MIB = 64;
 const FS_IDS = ['ceiling', 'lilio', 'lilio-enc', 'rclone', 'lilio-etcd'] as const;
 type FsId = (typeof FS_IDS)[number];
 const DEFAULT_FS: FsId[] = ['ceiling', 'lilio', 'lilio-enc', 'rclone'];
@@ -607,6 +609,10 @@ interface Measures {
   cpS?: number;
   lsS?: number;
   rmS?: number;
+  /** fio, 4 KiB random writes with fsync every 64, over RANDWRITE_MIB: bytes per second. */
+  randwriteBps?: number;
+  /** truncate -s 1T of a new file. */
+  sparseS?: number;
   peakRssBytes?: number;
 }
 type StepName = keyof Measures;
@@ -634,6 +640,12 @@ interface Target {
   persistent: boolean;
   /** Waits until write-back queued by the FS is done (rclone); returns seconds waited. */
   settle?(): Promise<number>;
+  /** Bytes its backends hold now (lilio: the chunk files), to tell what a step wrote. */
+  storedBytes?(): Promise<number>;
+  /** Deletes replaced chunks now (lilio gc --grace 0), so storedBytes shows what stays. */
+  collect?(): Promise<void>;
+  /** The size of a file's metadata record in bytes (lilio stat --json). */
+  recordBytes?(path: string): Promise<number>;
   /** Called after the write and read steps (memfs op counters). */
   afterStep?(m: Mount, step: 'write' | 'read', seconds: number, r: FsResult): Promise<void>;
 }
@@ -759,12 +771,53 @@ async function runFs(env: Env, id: FsId, target: Target): Promise<FsResult> {
       });
     }
 
-    // 6. peak RSS, at the end, before unmounting
+    // 6. small random writes, as a database or a VM image does (fio, fsync every 64 writes)
+    log('fio randwrite');
+    await step('randwriteBps', async () => {
+      const file = join(work, 'fio.dat');
+      const before = await target.storedBytes?.();
+      const res = await run(
+        'fio',
+        [
+          '--name=randwrite',
+          `--filename=${file}`,
+          `--size=${RANDWRITE_MIB}M`,
+          '--bs=4k',
+          '--rw=randwrite',
+          '--fsync=64',
+          '--ioengine=psync',
+          '--randrepeat=1',
+          '--output-format=json',
+        ],
+        { timeoutMs: t },
+      );
+      const job = JSON.parse(res.stdout.slice(res.stdout.indexOf('{'))).jobs[0];
+      r.randwriteBps = job.write.bw_bytes;
+      if (before !== undefined && target.storedBytes) {
+        // The layout pass wrote the file once before the random writes: count it out.
+        const app = RANDWRITE_MIB * MiB;
+        const written = (await target.storedBytes()) - before;
+        r.extra.randwriteBackendPerApp = (written - 3 * app) / app;
+        await target.collect?.();
+        r.extra.randwriteStoredPerFile = ((await target.storedBytes()) - before) / (3 * app);
+      }
+    });
+
+    // 7. a 1 TiB sparse file: one metadata commit, nothing stored
+    log('truncate -s 1T');
+    await step('sparseS', async () => {
+      const file = join(work, 'sparse.img');
+      r.sparseS = (await run('truncate', ['-s', '1T', file], { timeoutMs: t })).seconds;
+      if (target.recordBytes) r.extra.sparseRecordBytes = await target.recordBytes(file);
+      await run('rm', ['-f', file], { timeoutMs: t });
+    });
+
+    // 8. peak RSS, at the end, before unmounting
     const rss = peakRss(m.pid);
     if (rss > 0) r.peakRssBytes = rss;
     else r.errors.peakRssBytes = 'cannot read VmHWM';
 
-    // 7. the metadata table's measures, after the RSS reading so they do not count in it
+    // 9. the metadata table's measures, after the RSS reading so they do not count in it
     if (opts.meta && (id === 'lilio' || id === 'lilio-etcd')) {
       r.meta = await measureMetadata(
         work,
@@ -918,6 +971,18 @@ async function lilioTarget(env: Env, encrypted: boolean, build: BuildState, etcd
   return {
     persistent: true,
     work: (m) => join(m, bucket),
+    async storedBytes() {
+      const du = await run('du', ['-sb', join(home, 'data')], { timeoutMs: 60_000 });
+      return Number(du.stdout.split(/\s/)[0]);
+    },
+    async collect() {
+      await run(LILIO_BIN, ['gc', '--grace', '0', ...configArgs], { env: lenv, timeoutMs: 120_000 });
+    },
+    async recordBytes(path) {
+      const key = `${bucket}/${path.slice(path.lastIndexOf(`/${bucket}/`) + 1 + bucket.length + 1)}`;
+      const st = await run(LILIO_BIN, ['stat', key, '--json', ...configArgs], { env: lenv, timeoutMs: 60_000 });
+      return Buffer.byteLength(st.stdout.trim());
+    },
     async mount() {
       if (!build.ok) throw new StepError(`build failed: ${build.error}`);
       await mkdir(home, { recursive: true });
@@ -1015,6 +1080,29 @@ function rows(env: Env): Row[] {
     timeRow(`cp -r ${n} × 4 KiB files (s, files/s)`, 'cpS'),
     timeRow(`ls -lR ${n} files, cold (s, files/s)`, 'lsS'),
     timeRow(`rm -rf ${n} files, cold (s, files/s)`, 'rmS'),
+    {
+      label: `fio 4 KiB randwrite, fsync every 64, ${RANDWRITE_MIB} MiB (MB/s)`,
+      step: 'randwriteBps',
+      cell: (r) => {
+        if (r.randwriteBps === undefined) return undefined;
+        const per = r.extra.randwriteBackendPerApp as number | undefined;
+        const kept = r.extra.randwriteStoredPerFile as number | undefined;
+        const detail =
+          per === undefined ? '' : ` (backend ${per.toFixed(2)}× written, ${kept?.toFixed(2)}× kept after gc)`;
+        return `${fmtRate(r.randwriteBps / 1e6)}${detail}`;
+      },
+      score: (r) => r.randwriteBps,
+    },
+    {
+      label: 'truncate -s 1T of a new file (ms)',
+      step: 'sparseS',
+      cell: (r) => {
+        if (r.sparseS === undefined) return undefined;
+        const bytes = r.extra.sparseRecordBytes as number | undefined;
+        return `${(r.sparseS * 1000).toFixed(0)}${bytes === undefined ? '' : ` (record ${bytes} B)`}`;
+      },
+      score: (r) => (r.sparseS === undefined ? undefined : 1 / r.sparseS),
+    },
     {
       label: 'mount process peak RSS, VmHWM (MB)',
       step: 'peakRssBytes',

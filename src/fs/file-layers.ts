@@ -27,6 +27,10 @@ export type DenseOrLayered = Pick<ObjectRecord, 'chunks'> & { layout?: 'extents'
  */
 export class FileLayers {
   readonly windows = new Map<number, Layer<Piece>[]>();
+  /** Windows changed since the last tidy(): only those can hold shadowed layers. */
+  private readonly changed = new Set<number>();
+  /** Bytes each window shows, computed once per change (a commit sums them for `allocated`). */
+  private readonly shown = new Map<number, number>();
   private seq = 0;
   private lowestSeq = 0;
 
@@ -56,6 +60,7 @@ export class FileLayers {
     for (const extent of extents) {
       if (extent[2] <= 0) continue;
       addLayer(this.windows, this.chunkSize, added, extent);
+      this.touch(Math.floor(extent[0] / this.chunkSize));
       added.layers++;
     }
     if (added.layers === 0) this.onDropped(added);
@@ -71,6 +76,7 @@ export class FileLayers {
       const layers = this.windows.get(window);
       if (layers) layers.unshift({ chunk: added, extent });
       else this.windows.set(window, [{ chunk: added, extent }]);
+      this.touch(window);
       added.layers++;
     }
     if (added.layers === 0) this.onDropped(added);
@@ -82,6 +88,7 @@ export class FileLayers {
     const layers = this.windows.get(window);
     if (!layers) return;
     this.windows.delete(window);
+    this.touch(window);
     for (const layer of layers) this.release(layer.chunk);
   }
 
@@ -93,6 +100,7 @@ export class FileLayers {
     }
     const layers = this.windows.get(cut);
     if (!layers) return;
+    this.touch(cut);
     const kept = layers.filter((layer) => {
       const [at, within, length] = layer.extent;
       if (at >= size) {
@@ -106,17 +114,32 @@ export class FileLayers {
     else this.windows.delete(cut);
   }
 
-  /** Drops the layers of a window that no byte of [start, end) shows any more (shadowed by newer ones). */
-  dropShadowed(window: number, start: number, end: number): void {
-    const layers = this.windows.get(window);
-    if (!layers || layers.length < 2) return;
-    const shown = new Set(visibleSegments(layers, start, end).map((s) => s.extent));
-    const kept = layers.filter((layer) => {
-      if (shown.has(layer.extent)) return true;
-      this.release(layer.chunk);
-      return false;
-    });
-    this.windows.set(window, kept);
+  /**
+   * Drops the layers that no byte shows any more (shadowed by newer ones), in
+   * the windows changed since the last call; returns those windows. `size`
+   * bounds the last window.
+   */
+  tidy(size: number): number[] {
+    const windows = [...this.changed];
+    this.changed.clear();
+    for (const window of windows) {
+      const layers = this.windows.get(window);
+      if (!layers || layers.length < 2) continue;
+      const start = window * this.chunkSize;
+      const shown = new Set(visibleSegments(layers, start, Math.min(size, start + this.chunkSize)).map((s) => s.extent));
+      const kept = layers.filter((layer) => {
+        if (shown.has(layer.extent)) return true;
+        this.release(layer.chunk);
+        return false;
+      });
+      this.windows.set(window, kept);
+    }
+    return windows;
+  }
+
+  /** Everything shown is committed now: no piece is this session's to delete any more. */
+  committed(): void {
+    for (const piece of this.pieces()) piece.own = false;
   }
 
   /** Distinct chunks a window's layers come from (what a read of the whole window fetches). */
@@ -161,14 +184,18 @@ export class FileLayers {
     return { chunks, layout: 'extents' };
   }
 
-  /** Bytes the layers show below `size` (what `du` should count). */
-  allocated(size: number): number {
+  /** Bytes the layers show (what `du` counts); nothing shows past the size (cutAt removed it). */
+  allocated(): number {
     let bytes = 0;
     for (const [window, layers] of this.windows) {
-      const start = window * this.chunkSize;
-      for (const segment of visibleSegments(layers, start, Math.min(size, start + this.chunkSize))) {
-        bytes += segment.length;
+      let shown = this.shown.get(window);
+      if (shown === undefined) {
+        const start = window * this.chunkSize;
+        shown = 0;
+        for (const segment of visibleSegments(layers, start, start + this.chunkSize)) shown += segment.length;
+        this.shown.set(window, shown);
       }
+      bytes += shown;
     }
     return bytes;
   }
@@ -183,6 +210,11 @@ export class FileLayers {
       if (extent[0] !== w * this.chunkSize || extent[1] !== 0 || extent[2] !== length) return false;
     }
     return true;
+  }
+
+  private touch(window: number): void {
+    this.changed.add(window);
+    this.shown.delete(window);
   }
 
   private release(piece: Piece): void {

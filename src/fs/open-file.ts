@@ -37,7 +37,7 @@ export interface OpenFileLimits {
  * reads stay cheap long before this bound, and merging less often keeps the
  * bytes rewritten per byte written low.
  */
-const MAX_PIECES_PER_WINDOW = 32;
+const MAX_PIECES_PER_WINDOW = 128;
 /** Close compacts a file whose chunks store more than this times the bytes it shows. */
 const COMPACT_AT_CLOSE_RATIO = 1.1;
 
@@ -115,7 +115,7 @@ export class OpenFile implements DirtyHolder {
   allocated(): number {
     const base = this.base;
     let bytes = 0;
-    if (this.layers) bytes = this.layers.allocated(this.size);
+    if (this.layers) bytes = this.layers.allocated();
     else if (base && base.inline === undefined) bytes = base.allocated ?? allocatedBytes(base);
     for (const buffer of this.buffers.values()) for (const [s, e] of buffer.runs) bytes += e - s;
     return Math.min(this.size, bytes + this.inlineLimit);
@@ -346,7 +346,10 @@ export class OpenFile implements DirtyHolder {
       const unreferenced = orphans.filter((c) => !referenced.has(c.id));
       if (unreferenced.length > 0) await this.lilio.writerDeps.discard(unreferenced);
       this.base = record;
-      this.layers = undefined;
+      // A layered file keeps its layers (rebuilding them from the record on the next write would
+      // cost a pass over every extent per commit); a dense one gets the engine's read path back.
+      if (record.layout === 'extents' && this.layers) this.layers.committed();
+      else this.layers = undefined;
       this.inlineLimit = record.inline !== undefined ? record.size : 0;
       this.inlineBytes = undefined;
       this.cachedReader = undefined;
@@ -653,15 +656,13 @@ export class OpenFile implements DirtyHolder {
     }
     await this.packRuns(partial);
     await this.landAll();
-    for (const window of [...layers.windows.keys()]) {
-      const start = window * this.chunkSize;
-      layers.dropShadowed(window, start, Math.min(this.size, start + this.chunkSize));
+    for (const window of layers.tidy(this.size)) {
       if (layers.piecesIn(window) > MAX_PIECES_PER_WINDOW) await this.compactWindow(window);
     }
     await this.landAll();
     const { chunks, layout } = layers.toChunks(this.size);
     if (!layout) return { ...common, chunks };
-    return { ...common, chunks, layout, allocated: layers.allocated(this.size) };
+    return { ...common, chunks, layout, allocated: layers.allocated() };
   }
 
   /** Waits until every piece shown has landed on W replicas; throws the first failure. */
