@@ -53,6 +53,17 @@ export class ChunkCodec {
       plaintext.byteLength >= OFFLOAD_BYTES &&
       isShared(plaintext) &&
       (!key || (target && isShared(target)));
+    if (!offload && this.pool && plaintext.byteLength >= OFFLOAD_BYTES) {
+      // Not shared memory (a burst past the pools): a copy moves to the codec thread, which costs
+      // a memcpy here instead of the hash and the cipher.
+      const copy = Uint8Array.prototype.slice.call(plaintext);
+      const answer = await this.pool.run<{ checksum: string; stored: Uint8Array }>(
+        'seal',
+        { plaintext: copy, key: key && Uint8Array.from(key), aad, moved: true },
+        [copy.buffer as ArrayBuffer],
+      );
+      return { stored: asBuffer(answer.stored), checksum: answer.checksum };
+    }
     if (!offload) {
       const stored = key
         ? target

@@ -6,8 +6,8 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { TransferListItem } from 'node:worker_threads';
-import { decryptChunk, encryptChunkInto, sha256Hex } from '../core/crypto.js';
-import { movable } from '../threads/movable.js';
+import { decryptChunk, encryptChunk, encryptChunkInto, sha256Hex } from '../core/crypto.js';
+import { asBuffer, movable } from '../threads/movable.js';
 import { type HandlerResult, serveRequests } from '../threads/protocol.js';
 
 /**
@@ -33,6 +33,8 @@ interface SealArgs {
   plaintext: Uint8Array;
   /** Shared memory to encrypt into (encrypted buckets). */
   target?: Uint8Array;
+  /** The plaintext is a copy moved here: answer with the stored bytes, moved back. */
+  moved?: boolean;
   key?: Uint8Array;
   aad: string;
 }
@@ -44,11 +46,25 @@ interface OpenArgs {
   aad: string;
 }
 
-function seal({ plaintext, target, key, aad }: SealArgs): HandlerResult {
+function seal({ plaintext, target, key, aad, moved }: SealArgs): HandlerResult {
+  if (moved) return sealMoved(plaintext, key, aad);
   if (!key) return { result: { checksum: sha256Hex(plaintext) } };
   const stored = encryptChunkInto(Buffer.from(key.buffer, key.byteOffset, key.byteLength), aad, plaintext, target!);
   allocated(plaintext.byteLength);
   return { result: { checksum: sha256Hex(stored), length: stored.byteLength } };
+}
+
+/** A chunk whose plaintext was moved here (a copy the caller made): the stored form goes back moved. */
+function sealMoved(plaintext: Uint8Array, key: Uint8Array | undefined, aad: string): HandlerResult {
+  const stored = key
+    ? encryptChunk(Buffer.from(key.buffer, key.byteOffset, key.byteLength), aad, asBuffer(plaintext))
+    : plaintext;
+  if (key) allocated(stored.byteLength);
+  const back = movable(stored);
+  return {
+    result: { checksum: sha256Hex(stored), length: stored.byteLength, stored: back.view },
+    transfer: back.transfer ? [back.transfer] : [],
+  };
 }
 
 /**

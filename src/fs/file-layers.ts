@@ -126,7 +126,9 @@ export class FileLayers {
       const layers = this.windows.get(window);
       if (!layers || layers.length < 2) continue;
       const start = window * this.chunkSize;
-      const shown = new Set(visibleSegments(layers, start, Math.min(size, start + this.chunkSize)).map((s) => s.extent));
+      const shown = new Set(
+        visibleSegments(layers, start, Math.min(size, start + this.chunkSize)).map((s) => s.extent),
+      );
       const kept = layers.filter((layer) => {
         if (shown.has(layer.extent)) return true;
         this.release(layer.chunk);

@@ -65,3 +65,23 @@ for (const threads of [2, 0]) {
     t.ok(holder.equals(before), 'and the larger buffer is untouched (copied, not moved)');
   });
 }
+
+// A chunk buffer beyond the shared pools (an ordinary Buffer) is copied to a codec thread, not
+// hashed and encrypted on the calling thread; the caller's bytes are left as they were.
+t.test('ordinary buffers are sealed on a codec thread from a copy', async (t) => {
+  const codec = new ChunkCodec(2);
+  t.teardown(() => codec.close());
+  const key = randomBytes(32);
+  const plaintext = randomBytes(MiB);
+  const original = Buffer.from(plaintext);
+  const plain = await codec.seal(undefined, 'id-2', plaintext);
+  t.not(plain.stored, plaintext, 'the stored bytes are the copy that came back');
+  t.ok(plain.stored.equals(original));
+  t.equal(plain.checksum, sha256Hex(original));
+  const sealed = await codec.seal(key, 'id-2', plaintext);
+  t.equal(sealed.stored.byteLength, MiB + ENCRYPTION_OVERHEAD);
+  t.equal(sealed.checksum, sha256Hex(sealed.stored));
+  t.ok(decryptChunk(key, 'id-2', sealed.stored).equals(original), 'core/crypto decrypts it');
+  t.ok(plaintext.equals(original), 'the plaintext is left as it was');
+  t.ok(encryptChunk(key, 'id-2', original).byteLength === sealed.stored.byteLength);
+});
