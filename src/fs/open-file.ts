@@ -1,9 +1,10 @@
 import { newVersionId } from '../core/chunk-id.js';
 import { decryptChunk, encryptChunk } from '../core/crypto.js';
-import { ConflictError } from '../core/errors.js';
+import { ConflictError, hasCode } from '../core/errors.js';
 import { Semaphore } from '../core/semaphore.js';
 import type { ChunkRef, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
 import type { BucketContext } from '../engine/chunk-store.js';
+import { chunksNotIn } from '../engine/commit-outcome.js';
 import type { Lilio } from '../engine/lilio.js';
 import { inlineAad } from '../engine/object-writer.js';
 
@@ -231,17 +232,19 @@ export class OpenFile {
 
   private async commitNow(): Promise<ObjectRecord | undefined> {
     if (!this.dirty || this.unlinked) return this.base;
+    let draft: ObjectDraft | undefined;
     try {
       if (this.failure) throw this.failure;
-      const draft = await this.buildDraft();
+      draft = await this.buildDraft();
+      const fresh = chunksNotIn(draft, this.base);
       let record: ObjectRecord;
       try {
-        record = await this.lilio.commitRecord(draft, this.base ? { version: this.base.version } : 'absent');
+        record = await this.lilio.commitRecord(draft, this.base ? { version: this.base.version } : 'absent', fresh);
       } catch (err) {
         // Another process committed meanwhile: the last close wins, as on NFS. Our reused chunks
         // are rescued from the garbage queue by the commit itself.
         if (!(err instanceof ConflictError)) throw err;
-        record = await this.lilio.commitRecord(draft, 'any');
+        record = await this.lilio.commitRecord(draft, 'any', fresh);
       }
       const orphans = this.orphans;
       this.orphans = [];
@@ -256,7 +259,8 @@ export class OpenFile {
       this.dirty = false;
       return record;
     } catch (err) {
-      await this.reset();
+      // A commit that may have landed: the engine queued (or left) its chunks, which must not be deleted here.
+      await this.reset(hasCode(err, 'COMMIT_UNKNOWN') ? draft?.chunks : undefined);
       throw err;
     }
   }
@@ -476,9 +480,10 @@ export class OpenFile {
     }
   }
 
-  private async reset(): Promise<void> {
+  private async reset(kept: ChunkRef[] = []): Promise<void> {
     await this.settleSlots();
-    const orphans = this.orphans;
+    const keep = new Set(kept.map((c) => c.id));
+    const orphans = this.orphans.filter((c) => !keep.has(c.id));
     this.orphans = [];
     if (orphans.length > 0) await this.lilio.writerDeps.discard(orphans).catch(() => undefined);
     this.failure = undefined;
