@@ -17,8 +17,8 @@ import type { Expect, MetadataStore } from '../meta/store.js';
  *   off the queue again, and the grace period covers the wait;
  * - the store does not answer within the budget: nothing is decided, and
  *   nothing is queued or deleted (a version that landed may reference the
- *   chunks); if it did not land they are orphans, which `lilio admin
- *   orphans` removes.
+ *   chunks); if it did not land they are orphans, which the orphan pass of
+ *   `lilio gc` removes.
  * So a visible version never points at a deleted chunk.
  */
 
@@ -59,7 +59,7 @@ export class CommitOutcomes {
       try {
         if (garbage.length > 0) await this.meta.queueGarbage(garbage);
       } catch (queueErr) {
-        fate = `its new chunks are left for \`lilio admin orphans\` (queueing them failed: ${describeError(queueErr)})`;
+        fate = `its new chunks are left for the orphan pass of \`lilio gc\` (queueing them failed: ${describeError(queueErr)})`;
       }
       throw new CommitUnknownError(
         `${err.message}; read back, ${draft.bucket}/${draft.key} does not hold the new version: it is not committed (${fate})`,
@@ -135,7 +135,7 @@ export class CommitOutcomes {
         if (!retryable(err) || Date.now() + pause >= deadline) {
           throw new CommitUnknownError(
             `${unknown.message}; it could not be read back (${describeError(err)}): ` +
-              'the outcome stays unknown, and its chunks are left for `lilio admin orphans` if it did not land',
+              'the outcome stays unknown, and its chunks are left for the orphan pass of `lilio gc` if it did not land',
             { cause: unknown },
           );
         }
