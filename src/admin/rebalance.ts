@@ -151,7 +151,7 @@ async function rebalanceObject(
       chunks: record.chunks.map((c) => (placed.has(c.id) ? { ...c, replicas: placed.get(c.id)! } : c)),
     };
     try {
-      await lilio.meta.putObject(draft, { version });
+      await lilio.commitRecord(draft, { version });
     } catch (err) {
       if (!(err instanceof ConflictError) || attempt >= MAX_ATTEMPTS) throw err;
       // Someone committed this object meanwhile: plan again from what is there now. Copies

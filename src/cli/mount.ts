@@ -50,7 +50,15 @@ async function waitFor(check: () => boolean, timeoutMs: number): Promise<boolean
 }
 
 /** Errors worth an operator's attention; ENOENT and friends are ordinary answers. */
-const LOGGED_CODES = new Set(['QUORUM', 'UNAVAILABLE', 'INTEGRITY', 'TIMEOUT', 'NO_SPACE', 'CONFLICT']);
+const LOGGED_CODES = new Set([
+  'QUORUM',
+  'UNAVAILABLE',
+  'INTEGRITY',
+  'TIMEOUT',
+  'NO_SPACE',
+  'CONFLICT',
+  'COMMIT_UNKNOWN',
+]);
 
 async function runForeground(mountpoint: string, flags: MountFlags, command: Command): Promise<void> {
   const config = configFrom(command);

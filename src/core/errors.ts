@@ -1,3 +1,5 @@
+import type { ObjectRecord } from './types.js';
+
 /**
  * The one error family of Lilio. Every failure that crosses a module boundary
  * is a LilioError with a stable `code`; the mount maps codes to errno
@@ -13,6 +15,7 @@ export type ErrorCode =
   | 'IS_DIR'
   | 'NOT_DIR'
   | 'CONFLICT'
+  | 'COMMIT_UNKNOWN'
   | 'QUORUM'
   | 'UNAVAILABLE'
   | 'INTEGRITY'
@@ -80,6 +83,24 @@ export class NotDirError extends LilioError {
 export class ConflictError extends LilioError {
   constructor(message: string) {
     super('CONFLICT', message);
+  }
+}
+
+/**
+ * A commit was sent to the metadata store and its answer was lost (the
+ * connection was cut, or the deadline passed after sending): it may have been
+ * applied, may still be applied later, or never. Never handle it as a
+ * failure that changed nothing: the chunks the commit references must not be
+ * deleted, since a version that landed may point at them. The engine resolves
+ * it by reading the object back (src/engine/commit-outcome.ts).
+ */
+export class CommitUnknownError extends LilioError {
+  /** The record the commit acted on as read before sending it (what a delete removed, a rename moved), if known. */
+  readonly subject: ObjectRecord | undefined;
+
+  constructor(message: string, options?: { cause?: unknown; subject?: ObjectRecord }) {
+    super('COMMIT_UNKNOWN', message, options);
+    this.subject = options?.subject;
   }
 }
 

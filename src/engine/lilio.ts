@@ -15,6 +15,7 @@ import type { Collector, ObjectOperation } from '../metrics/collector.js';
 import { NoopCollector } from '../metrics/noop.js';
 import { BackendSet } from './backend-set.js';
 import { type BucketContext, ChunkStore } from './chunk-store.js';
+import { CommitOutcomes } from './commit-outcome.js';
 import { ObjectReader } from './object-reader.js';
 import { type CommitOptions, defaultAttrs, ObjectWriter, type WriterDeps } from './object-writer.js';
 
@@ -24,7 +25,12 @@ export interface OpenOptions {
   backends?: StorageBackend[];
   /** Use this store instead of opening config.metadata. */
   meta?: MetadataStore;
+  /** How long a commit whose answer was lost is read back before its outcome is left unknown (default 30 s). */
+  commitReadBackMs?: number;
 }
+
+/** Long enough for an etcd leader election or a restarted member; a close(2) waits this long at worst. */
+const COMMIT_READ_BACK_MS = 30_000;
 
 export interface CreateBucketOptions {
   encrypt?: boolean;
@@ -46,13 +52,17 @@ export class Lilio {
   private masterKeyCache: Buffer | undefined;
   private gcTimer: NodeJS.Timeout | undefined;
   readonly writerDeps: WriterDeps;
+  /** Every object commit, delete and rename goes through it: see commit-outcome.ts. */
+  private readonly outcomes: CommitOutcomes;
 
   private constructor(
     readonly config: Config,
     readonly meta: MetadataStore,
     backends: StorageBackend[],
     readonly collector: Collector,
+    commitReadBackMs: number,
   ) {
+    this.outcomes = new CommitOutcomes(meta, { budgetMs: commitReadBackMs });
     this.ring = new HashRing(
       backends.map((b) => b.name),
       config.ring.virtualNodes,
@@ -77,6 +87,7 @@ export class Lilio {
       inlineThreshold: config.inlineThreshold,
       chunksInFlightPerObject: config.writes.chunksInFlightPerObject,
       discard: (chunks) => this.discard(chunks),
+      commit: (draft, expect, fresh) => this.commitRecord(draft, expect, fresh),
     };
   }
 
@@ -88,7 +99,13 @@ export class Lilio {
       );
     }
     const meta = options.meta ?? openMetadataStore(config.metadata, `${config.home}/meta`);
-    return new Lilio(config, meta, backends, options.collector ?? new NoopCollector());
+    return new Lilio(
+      config,
+      meta,
+      backends,
+      options.collector ?? new NoopCollector(),
+      options.commitReadBackMs ?? COMMIT_READ_BACK_MS,
+    );
   }
 
   // ---- buckets ----
@@ -245,20 +262,32 @@ export class Lilio {
   async deleteObject(bucket: string, key: string, expect?: Expect): Promise<ObjectRecord | undefined> {
     validateKey(key);
     await this.bucket(bucket);
-    return this.timedOp(bucket, 'delete', () => this.meta.deleteObject(bucket, key, expect));
+    return this.timedOp(bucket, 'delete', () => this.outcomes.delete(bucket, key, expect));
   }
 
   async renameObject(bucket: string, from: string, to: string, replace = true): Promise<ObjectRecord> {
     validateKey(from);
     validateKey(to);
     await this.bucket(bucket);
-    return this.timedOp(bucket, 'rename', () => this.meta.renameObject(bucket, from, to, { replace }));
+    return this.timedOp(bucket, 'rename', () => this.outcomes.rename(bucket, from, to, replace));
   }
 
-  /** Commits a record derived from an existing one (attributes, xattrs, a rename of its chunks' owner). */
-  commitRecord(draft: ObjectDraft, expect: Expect): Promise<ObjectRecord> {
+  /** Moves every key under `fromPrefix` to `toPrefix` in one commit (a directory rename). */
+  renamePrefix(bucket: string, fromPrefix: string, toPrefix: string): Promise<number> {
+    return this.timedMeta('renamePrefix', () => this.outcomes.renamePrefix(bucket, fromPrefix, toPrefix));
+  }
+
+  /**
+   * Commits a version: a new one (ObjectWriter, the mount's open files) or
+   * one derived from an existing record (attributes, xattrs, new replica
+   * sets). `fresh` names the chunks written for it and referenced by nothing
+   * else: if its answer is lost and it turns out not to have landed, they are
+   * queued as garbage (never deleted at once). Whoever gets CommitUnknownError
+   * from here must not delete them either.
+   */
+  commitRecord(draft: ObjectDraft, expect: Expect, fresh: readonly ChunkRef[] = []): Promise<ObjectRecord> {
     validateKey(draft.key);
-    return this.timedMeta('putObject', () => this.meta.putObject(draft, expect));
+    return this.timedMeta('putObject', () => this.outcomes.put(draft, expect, fresh));
   }
 
   async list(bucket: string, options: ListOptions = {}): Promise<ListPage> {

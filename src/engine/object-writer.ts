@@ -1,7 +1,7 @@
 import type { BufferPool } from '../core/buffer-pool.js';
 import { newVersionId } from '../core/chunk-id.js';
 import { encryptChunk } from '../core/crypto.js';
-import { LilioError } from '../core/errors.js';
+import { hasCode, LilioError } from '../core/errors.js';
 import { Semaphore } from '../core/semaphore.js';
 import type { ChunkRef, EntryKind, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
 import type { Expect, MetadataStore } from '../meta/store.js';
@@ -16,6 +16,8 @@ export interface WriterDeps {
   chunksInFlightPerObject: number;
   /** Deletes chunks of a write that will never be committed. */
   discard(chunks: ChunkRef[]): Promise<void>;
+  /** Commits a version whose `fresh` chunks were written for it (Lilio.commitRecord: resolves lost answers). */
+  commit(draft: ObjectDraft, expect: Expect, fresh: readonly ChunkRef[]): Promise<ObjectRecord>;
 }
 
 export interface CommitOptions {
@@ -49,7 +51,8 @@ export function defaultAttrs(now = Date.now(), kind: EntryKind = 'file'): Object
  * replicated at once: `write` waits beyond that, which is the backpressure
  * that keeps memory flat whatever the object size. Nothing is visible until
  * `commit`, which is one metadata compare-and-set; a failure anywhere deletes
- * what this writer stored and leaves the previous version untouched.
+ * what this writer stored and leaves the previous version untouched, except
+ * a commit whose outcome is unknown (CommitUnknownError): its chunks stay.
  */
 export class ObjectWriter {
   private buffer: Buffer | undefined;
@@ -127,14 +130,11 @@ export class ObjectWriter {
       if (inline !== undefined) draft.inline = inline;
       if (options.xattrs) draft.xattrs = options.xattrs;
       if (options.contentType) draft.contentType = options.contentType;
-      try {
-        return await this.deps.meta.putObject(draft, options.expect ?? 'any');
-      } catch (err) {
-        await this.deps.discard(chunks);
-        throw err;
-      }
+      return await this.deps.commit(draft, options.expect ?? 'any', chunks);
     } catch (err) {
-      await this.cleanUp();
+      // A commit that may have landed keeps its chunks: the engine queued them as garbage if it did
+      // not, or left them to the orphan scan if it could not tell. Deleting them could cut a version.
+      await this.cleanUp(hasCode(err, 'COMMIT_UNKNOWN'));
       throw err;
     }
   }
@@ -186,11 +186,11 @@ export class ObjectWriter {
     this.filled = 0;
   }
 
-  private async cleanUp(): Promise<void> {
+  private async cleanUp(keepChunks = false): Promise<void> {
     this.releaseBuffer();
     const results = await Promise.allSettled(this.refs);
     const stored = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     await Promise.allSettled(this.settled);
-    if (stored.length > 0) await this.deps.discard(stored);
+    if (stored.length > 0 && !keepChunks) await this.deps.discard(stored);
   }
 }

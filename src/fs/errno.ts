@@ -40,6 +40,8 @@ const BY_CODE: Record<ErrorCode, number> = {
   NOT_DIR: Errno.ENOTDIR,
   // A lost compare-and-set that could not be resolved: the caller may retry.
   CONFLICT: Errno.EAGAIN,
+  // Not known to have landed: the close/fsync must not report success.
+  COMMIT_UNKNOWN: Errno.EIO,
   QUORUM: Errno.EIO,
   UNAVAILABLE: Errno.EIO,
   INTEGRITY: Errno.EIO,

@@ -1,10 +1,11 @@
 import { newVersionId } from '../core/chunk-id.js';
 import { decryptChunk, encryptChunk } from '../core/crypto.js';
-import { ConflictError, FileTooBigError } from '../core/errors.js';
+import { ConflictError, FileTooBigError, hasCode } from '../core/errors.js';
 import { allocatedBytes, cover, covers, type Layer, seekContent, visibleSegments } from '../core/extents.js';
 import { Semaphore } from '../core/semaphore.js';
 import type { ChunkRef, Extent, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
 import type { BucketContext } from '../engine/chunk-store.js';
+import { chunksNotIn } from '../engine/commit-outcome.js';
 import type { Lilio } from '../engine/lilio.js';
 import { inlineAad } from '../engine/object-writer.js';
 import type { DirtyBudget, DirtyHolder } from './dirty-budget.js';
@@ -327,17 +328,19 @@ export class OpenFile implements DirtyHolder {
 
   private async commitNow(): Promise<ObjectRecord | undefined> {
     if (!this.dirty || this.unlinked) return this.base;
+    let draft: ObjectDraft | undefined;
     try {
       if (this.failure) throw this.failure;
-      const draft = await this.buildDraft();
+      draft = await this.buildDraft();
+      const fresh = chunksNotIn(draft, this.base);
       let record: ObjectRecord;
       try {
-        record = await this.lilio.commitRecord(draft, this.base ? { version: this.base.version } : 'absent');
+        record = await this.lilio.commitRecord(draft, this.base ? { version: this.base.version } : 'absent', fresh);
       } catch (err) {
         // Another process committed meanwhile: the last close wins, as on NFS. Our reused chunks
         // are rescued from the garbage queue by the commit itself.
         if (!(err instanceof ConflictError)) throw err;
-        record = await this.lilio.commitRecord(draft, 'any');
+        record = await this.lilio.commitRecord(draft, 'any', fresh);
       }
       await this.settleLanding();
       const orphans = this.orphans;
@@ -357,7 +360,8 @@ export class OpenFile implements DirtyHolder {
       this.limits.budget?.forget(this);
       return record;
     } catch (err) {
-      await this.reset();
+      // A commit that may have landed: the engine queued (or left) its chunks, which must not be deleted here.
+      await this.reset(hasCode(err, 'COMMIT_UNKNOWN') ? draft?.chunks : undefined);
       throw err;
     }
   }
@@ -684,9 +688,10 @@ export class OpenFile implements DirtyHolder {
     await this.settleLanding();
   }
 
-  private async reset(): Promise<void> {
+  private async reset(kept: ChunkRef[] = []): Promise<void> {
     await this.dropAll();
-    const orphans = this.orphans;
+    const keep = new Set(kept.map((c) => c.id));
+    const orphans = this.orphans.filter((c) => !keep.has(c.id));
     this.orphans = [];
     if (orphans.length > 0) await this.lilio.writerDeps.discard(orphans).catch(() => undefined);
     this.failure = undefined;

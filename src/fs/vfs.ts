@@ -777,7 +777,7 @@ export class Vfs {
     }
     await this.keepParent(bucket, from);
     if (!hasMarker) await this.keepMarker(bucket, from);
-    await this.lilio.meta.renamePrefix(bucket, fromPrefix, toPrefix);
+    await this.lilio.renamePrefix(bucket, fromPrefix, toPrefix);
     for (const file of [...this.files.values()]) {
       if (file.bucket === bucket && file.key.startsWith(fromPrefix)) {
         this.rekey(file, bucket, toPrefix + file.key.slice(fromPrefix.length));

@@ -20,7 +20,9 @@ import { etcd3, etcd3Loaded } from './etcd-lib.js';
  * policy is switched off: it would resend a transaction whose first answer was
  * lost, and only the store knows how to tell whether that one landed (its
  * commits carry a token, see ObjectEntry.t). Reads here retry freely; commit()
- * tries once and leaves the decision to the caller.
+ * resends only what certainly never reached etcd, and leaves the decision on
+ * a lost answer to the caller (which ends, if it cannot decide, in
+ * CommitUnknownError: never a plain failure, see src/engine/commit-outcome.ts).
  */
 
 export interface EtcdStoreOptions {
@@ -121,6 +123,27 @@ export function isTransient(err: unknown): boolean {
   if (lib.isRecoverableError(err)) return true;
   return /no leader|leader changed|request timed out|too many requests|not capable|connection/i.test(err.message);
 }
+
+/**
+ * Whether a failed call certainly never reached etcd, so that giving up
+ * changed nothing and sending it again cannot apply it twice. Only failures
+ * that prove it: a member skipped before the call (HostResting), a closed
+ * client, no connection to send it on (grpc-js fails the pick, or the
+ * deadline passes while still waiting for one), a stream the server refused
+ * unread (HTTP/2 REFUSED_STREAM), and etcd's own "too many requests", which
+ * it answers before proposing. Everything else that fails after the call
+ * started (a cut connection, a deadline, "request timed out", "leader
+ * changed") may have been applied.
+ */
+export function neverSent(err: unknown): boolean {
+  if (err instanceof HostResting) return true;
+  if (!(err instanceof Error)) return false;
+  if (etcd3Loaded() && err instanceof etcd3().ClientClosedError) return true;
+  return NEVER_SENT.test(err.message);
+}
+
+const NEVER_SENT =
+  /No connection established|Stream refused by server|Waiting for LB pick|etcdserver: too many requests/;
 
 /** The LilioError for a failed etcd call. */
 export function etcdFailure(err: unknown, endpoints: string[]): LilioError {
@@ -255,13 +278,27 @@ export class EtcdConnection {
     return this.retrying(deadline, () => this.client.kv.txn(request, { deadline }));
   }
 
-  /** One attempt at a transaction; a transient failure leaves it unknown whether it was applied. */
+  /**
+   * A transaction, sent until it reaches etcd once: a failure that proves it
+   * never left (see neverSent) is retried until the deadline, then thrown as
+   * a plain failure; any other transient failure leaves it unknown whether it
+   * was applied (AmbiguousCommit), and is not retried here.
+   */
   async commit(request: ITxnRequest, deadline = this.deadline()): Promise<ITxnResponse> {
     this.ensureOpen();
-    try {
-      return await this.client.kv.txn(request, { deadline });
-    } catch (err) {
-      throw isTransient(err) ? new AmbiguousCommit(etcdFailure(err, this.options.endpoints)) : this.failure(err);
+    let pause = 25;
+    for (;;) {
+      try {
+        return await this.client.kv.txn(request, { deadline });
+      } catch (err) {
+        if (this.closed) throw new UnavailableError('the etcd metadata store is closed');
+        if (!neverSent(err)) {
+          throw isTransient(err) ? new AmbiguousCommit(etcdFailure(err, this.options.endpoints)) : this.failure(err);
+        }
+        if (Date.now() + pause >= deadline) throw this.failure(err);
+        await sleep(pause);
+        pause = Math.min(pause * 2, 500);
+      }
     }
   }
 
@@ -302,7 +339,7 @@ export class EtcdConnection {
   }
 }
 
-/** A commit whose answer was lost: it may or may not have been applied. */
+/** A commit whose answer was lost: it may or may not have been applied (CommitUnknownError, once given up). */
 export class AmbiguousCommit extends Error {
   constructor(readonly failure: LilioError) {
     super(failure.message);

@@ -1,5 +1,13 @@
 import type { ITxnResponse } from 'etcd3';
-import { ExistsError, LilioError, NotEmptyError, NotFoundError, UnavailableError } from '../core/errors.js';
+import {
+  CommitUnknownError,
+  describeError,
+  ExistsError,
+  LilioError,
+  NotEmptyError,
+  NotFoundError,
+  UnavailableError,
+} from '../core/errors.js';
 import type { ChunkRef, ObjectDraft, ObjectRecord } from '../core/types.js';
 import { checkExpect, checkPrefixRename, orphanedChunks } from './commit-rules.js';
 import { type BlobStore, listHash } from './etcd-blobs.js';
@@ -93,14 +101,14 @@ export class ObjectCommits {
     } catch (err) {
       // Pages nobody can reference any more; after a lost answer they may be in use, so they stay.
       if (written && !ambiguous) await this.blobs.discard(written).catch(() => undefined);
-      throw err;
+      throw ambiguous ? unknownOutcome(err, `put of ${bucket}/${key}`) : err;
     }
   }
 
   async delete(bucket: string, key: string, expect: Expect): Promise<ObjectRecord | undefined> {
     let removed: ObjectRecord | undefined;
     let ambiguous = false;
-    return this.attempts(async (failing) => {
+    const deleting = this.attempts(async (failing) => {
       const at = await this.locator.locate(bucket, key, { children: true, probes: true });
       if (!at.summary) {
         // Gone after a commit whose answer was lost: that was this delete.
@@ -122,12 +130,16 @@ export class ObjectCommits {
       });
       return result && done(removed);
     });
+    return deleting.catch((err) => {
+      throw ambiguous ? unknownOutcome(err, `delete of ${bucket}/${key}`, removed) : err;
+    });
   }
 
   async rename(bucket: string, from: string, to: string, replace: boolean): Promise<ObjectRecord> {
     const token = newId();
     let ambiguous = false;
-    return this.attempts(async (failing) => {
+    let moving: ObjectRecord | undefined;
+    const renaming = this.attempts(async (failing) => {
       const [source, target] = await Promise.all([
         this.locator.locate(bucket, from, { children: true, probes: true }),
         from === to ? undefined : this.locator.locate(bucket, to, { probes: true }),
@@ -137,7 +149,7 @@ export class ObjectCommits {
         return done((await this.locator.record(bucket, target))!);
       }
       if (!source.summary) throw new NotFoundError(`${bucket}/${from} does not exist`);
-      const moving = (await this.locator.record(bucket, source))!;
+      moving = (await this.locator.record(bucket, source))!;
       if (!target) return done(moving);
       if (!target.view.bucket || target.view.bucket.create_revision !== source.view.bucket.create_revision) {
         return undefined;
@@ -159,7 +171,10 @@ export class ObjectCommits {
       const result = await this.commit(plan, change, snapshot.journalEmpty, failing, () => {
         ambiguous = true;
       });
-      return result && done({ ...moving, key: to, version: Number(result.header.revision) });
+      return result && done({ ...moving!, key: to, version: Number(result.header.revision) });
+    });
+    return renaming.catch((err) => {
+      throw ambiguous ? unknownOutcome(err, `rename of ${bucket}/${from} to ${to}`, moving) : err;
     });
   }
 
@@ -172,7 +187,7 @@ export class ObjectCommits {
     checkPrefixRename(from, to);
     const token = newId();
     let ambiguous = false;
-    return this.attempts(async (failing) => {
+    const renaming = this.attempts(async (failing) => {
       const [source, target] = await Promise.all([
         this.locator.locate(bucket, from, { probes: true }),
         this.locator.locate(bucket, to, { children: true, probes: true }),
@@ -210,6 +225,9 @@ export class ObjectCommits {
         ambiguous = true;
       });
       return result && done(await total(Number(result.header.revision)));
+    });
+    return renaming.catch((err) => {
+      throw ambiguous ? unknownOutcome(err, `rename of ${bucket}/${from} to ${to}`) : err;
     });
   }
 
@@ -297,7 +315,11 @@ export class ObjectCommits {
       this.committed(plan.writtenKeys());
       onAmbiguous();
       failing.since ??= Date.now();
-      if (Date.now() - failing.since >= this.conn.options.requestTimeoutMs) throw err.failure;
+      if (Date.now() - failing.since >= this.conn.options.requestTimeoutMs) {
+        throw new CommitUnknownError(`etcd lost the answer to a commit: ${err.failure.message}`, {
+          cause: err.failure,
+        });
+      }
       return undefined;
     }
     failing.since = undefined;
@@ -322,6 +344,19 @@ export class ObjectCommits {
     }
     throw new UnavailableError(`etcd: gave up after ${MAX_ATTEMPTS} attempts against concurrent changes`);
   }
+}
+
+/**
+ * Once a commit of an operation has lost its answer, nothing that fails later
+ * proves the operation did not apply (a conflict may be with its own commit,
+ * applied and then replaced): the outcome is unknown, never a plain failure.
+ */
+function unknownOutcome(err: unknown, what: string, subject?: ObjectRecord): CommitUnknownError {
+  const cause = err instanceof CommitUnknownError ? (err.cause ?? err) : err;
+  return new CommitUnknownError(
+    `${what}: etcd lost the answer to its commit and could not tell whether it was applied (${describeError(cause)})`,
+    { cause, ...(subject ? { subject } : {}) },
+  );
 }
 
 function done<T>(value: T): Outcome<T> {

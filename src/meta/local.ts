@@ -16,7 +16,7 @@
  * happen outside the lock (JSON encoding, parsing returned records) does.
  */
 import type Database from 'better-sqlite3';
-import { ExistsError, NotEmptyError, NotFoundError, UnavailableError } from '../core/errors.js';
+import { CommitUnknownError, ExistsError, NotEmptyError, NotFoundError, UnavailableError } from '../core/errors.js';
 import type { BucketRecord, ChunkRef, GarbageEntry, ObjectDraft, ObjectRecord } from '../core/types.js';
 import { batchLimit, checkExpect, checkPrefixRename, orphanedChunks, pageLimit } from './commit-rules.js';
 import { compareKeys, dirsOf, keySuccessor, levelOf, listStart, parentOf, prefixEnd } from './keyspace.js';
@@ -119,89 +119,103 @@ export class LocalMetadataStore implements MetadataStore {
     const { bucket, key, version: _ignored, chunks, inline, ...fields } = draft as ObjectRecord;
     const summary = JSON.stringify(fields);
     const chunkList = JSON.stringify(chunks);
-    const version = this.write(() => {
-      this.requireBucket(bucket);
-      const current = this.sql.head.get(SMALL_CHUNK_LIST, bucket, key);
-      checkExpect(bucket, key, current, expect);
-      const version = this.sql.nextVersions.get(1)!;
-      if (current) {
-        this.retire(bucket, key, current.chunks, chunks, chunkList);
-        this.sql.updateObject.run(version, summary, inline ?? null, chunkList, bucket, key);
-      } else {
-        this.sql.insertObject.run(bucket, key, parentOf(key), version, summary, inline ?? null, chunkList);
-        this.addDirs(bucket, key);
-      }
-      this.rescue(chunkList, chunks);
-      return version;
-    });
+    const version = this.write(
+      () => {
+        this.requireBucket(bucket);
+        const current = this.sql.head.get(SMALL_CHUNK_LIST, bucket, key);
+        checkExpect(bucket, key, current, expect);
+        const version = this.sql.nextVersions.get(1)!;
+        if (current) {
+          this.retire(bucket, key, current.chunks, chunks, chunkList);
+          this.sql.updateObject.run(version, summary, inline ?? null, chunkList, bucket, key);
+        } else {
+          this.sql.insertObject.run(bucket, key, parentOf(key), version, summary, inline ?? null, chunkList);
+          this.addDirs(bucket, key);
+        }
+        this.rescue(chunkList, chunks);
+        return version;
+      },
+      { what: `put of ${bucket}/${key}` },
+    );
     return { ...draft, version } as ObjectRecord;
   }
 
   async deleteObject(bucket: string, key: string, expect: Expect = 'any'): Promise<ObjectRecord | undefined> {
-    const removed = this.write(() => {
-      const row = this.sql.getObject.get(bucket, key);
-      checkExpect(bucket, key, row, expect);
-      if (!row) return undefined;
-      this.retire(bucket, key, row.chunks.length <= SMALL_CHUNK_LIST ? row.chunks : null, []);
-      this.sql.removeObject.run(bucket, key);
-      this.pruneDirs(bucket, key);
-      return row;
-    });
+    let row: ObjectRow | undefined;
+    const removed = this.write(
+      () => {
+        row = this.sql.getObject.get(bucket, key);
+        checkExpect(bucket, key, row, expect);
+        if (!row) return undefined;
+        this.retire(bucket, key, row.chunks.length <= SMALL_CHUNK_LIST ? row.chunks : null, []);
+        this.sql.removeObject.run(bucket, key);
+        this.pruneDirs(bucket, key);
+        return row;
+      },
+      { what: `delete of ${bucket}/${key}`, subject: () => row && this.toRecord(bucket, row) },
+    );
     return removed && this.toRecord(bucket, removed);
   }
 
   async renameObject(bucket: string, from: string, to: string, options: { replace: boolean }): Promise<ObjectRecord> {
-    const moved = this.write(() => {
-      this.requireBucket(bucket);
-      const source = this.sql.getObject.get(bucket, from);
-      if (!source) throw new NotFoundError(`${bucket}/${from} does not exist`);
-      if (from === to) return source;
-      const target = this.sql.head.get(SMALL_CHUNK_LIST, bucket, to);
-      if (target && !options.replace) throw new ExistsError(`${bucket}/${to} already exists`);
-      const version = this.sql.nextVersions.get(1)!;
-      if (target) {
-        this.retire(bucket, to, target.chunks, source.chunks);
-        this.sql.removeObject.run(bucket, to);
-      }
-      this.sql.moveObject.run(to, parentOf(to), version, bucket, from);
-      this.addDirs(bucket, to);
-      this.pruneDirs(bucket, from);
-      this.rescue(source.chunks);
-      return { ...source, key: to, version };
-    });
+    let source: ObjectRow | undefined;
+    const moved = this.write(
+      () => {
+        this.requireBucket(bucket);
+        source = this.sql.getObject.get(bucket, from);
+        if (!source) throw new NotFoundError(`${bucket}/${from} does not exist`);
+        if (from === to) return source;
+        const target = this.sql.head.get(SMALL_CHUNK_LIST, bucket, to);
+        if (target && !options.replace) throw new ExistsError(`${bucket}/${to} already exists`);
+        const version = this.sql.nextVersions.get(1)!;
+        if (target) {
+          this.retire(bucket, to, target.chunks, source.chunks);
+          this.sql.removeObject.run(bucket, to);
+        }
+        this.sql.moveObject.run(to, parentOf(to), version, bucket, from);
+        this.addDirs(bucket, to);
+        this.pruneDirs(bucket, from);
+        this.rescue(source.chunks);
+        return { ...source, key: to, version };
+      },
+      { what: `rename of ${bucket}/${from} to ${to}`, subject: () => source && this.toRecord(bucket, source) },
+    );
     return this.toRecord(bucket, moved);
   }
 
   async renamePrefix(bucket: string, fromPrefix: string, toPrefix: string): Promise<number> {
     checkPrefixRename(fromPrefix, toPrefix);
-    return this.write(() => {
-      this.requireBucket(bucket);
-      const fromEnd = prefixEnd(fromPrefix) ?? KEY_CEILING;
-      const toEnd = prefixEnd(toPrefix) ?? KEY_CEILING;
-      const keys = this.sql.rangeKeys.all(bucket, fromPrefix, fromEnd, -1);
-      if (fromPrefix === toPrefix || keys.length === 0) return keys.length;
-      const blocker = this.sql.rangeKeys.get(bucket, keySuccessor(toPrefix), toEnd, 1);
-      if (blocker !== undefined) throw new NotEmptyError(`${bucket}/${toPrefix} is not empty (holds ${blocker})`);
+    return this.write(
+      () => {
+        this.requireBucket(bucket);
+        const fromEnd = prefixEnd(fromPrefix) ?? KEY_CEILING;
+        const toEnd = prefixEnd(toPrefix) ?? KEY_CEILING;
+        const keys = this.sql.rangeKeys.all(bucket, fromPrefix, fromEnd, -1);
+        if (fromPrefix === toPrefix || keys.length === 0) return keys.length;
+        const blocker = this.sql.rangeKeys.get(bucket, keySuccessor(toPrefix), toEnd, 1);
+        if (blocker !== undefined) throw new NotEmptyError(`${bucket}/${toPrefix} is not empty (holds ${blocker})`);
 
-      const marker = this.sql.head.get(SMALL_CHUNK_LIST, bucket, toPrefix);
-      if (marker) {
-        // The target's marker gives way to the moved marker, if there is one.
-        const heir = keys[0] === fromPrefix ? this.sql.getObject.get(bucket, fromPrefix)!.chunks : '[]';
-        this.retire(bucket, toPrefix, marker.chunks, heir);
-        this.sql.removeObject.run(bucket, toPrefix);
-      }
-      let version = this.sql.nextVersions.get(keys.length)! - keys.length;
-      for (const key of keys) {
-        const moved = toPrefix + key.slice(fromPrefix.length);
-        this.sql.moveObject.run(moved, parentOf(moved), ++version, bucket, key);
-      }
-      // Directories strictly inside move as a block: nothing exists strictly inside the target.
-      this.sql.moveDirsUnder.run({ bucket, from: fromPrefix, to: toPrefix, end: fromEnd });
-      this.addDirs(bucket, toPrefix);
-      this.pruneDirs(bucket, fromPrefix);
-      if (this.sql.anyGarbage.get()) this.sql.rescueRange.run(bucket, toPrefix, toEnd);
-      return keys.length;
-    });
+        const marker = this.sql.head.get(SMALL_CHUNK_LIST, bucket, toPrefix);
+        if (marker) {
+          // The target's marker gives way to the moved marker, if there is one.
+          const heir = keys[0] === fromPrefix ? this.sql.getObject.get(bucket, fromPrefix)!.chunks : '[]';
+          this.retire(bucket, toPrefix, marker.chunks, heir);
+          this.sql.removeObject.run(bucket, toPrefix);
+        }
+        let version = this.sql.nextVersions.get(keys.length)! - keys.length;
+        for (const key of keys) {
+          const moved = toPrefix + key.slice(fromPrefix.length);
+          this.sql.moveObject.run(moved, parentOf(moved), ++version, bucket, key);
+        }
+        // Directories strictly inside move as a block: nothing exists strictly inside the target.
+        this.sql.moveDirsUnder.run({ bucket, from: fromPrefix, to: toPrefix, end: fromEnd });
+        this.addDirs(bucket, toPrefix);
+        this.pruneDirs(bucket, fromPrefix);
+        if (this.sql.anyGarbage.get()) this.sql.rescueRange.run(bucket, toPrefix, toEnd);
+        return keys.length;
+      },
+      { what: `rename of ${bucket}/${fromPrefix} to ${toPrefix}` },
+    );
   }
 
   async list(bucket: string, options: ListOptions = {}): Promise<ListPage> {
@@ -288,15 +302,33 @@ export class LocalMetadataStore implements MetadataStore {
     this.db.close();
   }
 
-  /** One BEGIN IMMEDIATE transaction: waits for the write lock up front, so it never fails half way on a busy lock. */
-  private write<T>(body: () => T): T {
+  /**
+   * One BEGIN IMMEDIATE transaction: waits for the write lock up front, so it
+   * never fails half way on a busy lock. An object commit (`commit` given)
+   * that fails in COMMIT itself, other than on a lock (SQLite left the
+   * transaction open and it was rolled back), is CommitUnknownError: an I/O
+   * error there may come after the WAL frames were written, which a later
+   * recovery of the file can bring back.
+   */
+  private write<T>(body: () => T, commit?: { what: string; subject?: () => ObjectRecord | undefined }): T {
     this.ensureOpen();
+    let bodyDone = false;
     try {
-      const result = this.transaction.immediate(body) as T;
+      const result = this.transaction.immediate(() => {
+        const value = body();
+        bodyDone = true;
+        return value;
+      }) as T;
       this.commits++;
       return result;
     } catch (err) {
-      throw sqliteFailure(this.file, err);
+      const failure = sqliteFailure(this.file, err);
+      if (!commit || !bodyDone || lockFailure(err)) throw failure;
+      const subject = commit.subject?.();
+      throw new CommitUnknownError(`${commit.what}: committing to ${this.file} failed: ${failure.message}`, {
+        cause: err,
+        ...(subject ? { subject } : {}),
+      });
     }
   }
 
@@ -418,4 +450,10 @@ export class LocalMetadataStore implements MetadataStore {
       throw sqliteFailure(this.file, new SyntaxError(`${what}: ${(err as Error).message}`));
     }
   }
+}
+
+/** SQLite could not take (or keep waiting for) a lock: nothing was written. */
+function lockFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
 }

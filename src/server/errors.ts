@@ -28,6 +28,8 @@ const STATUS: Record<WireErrorCode, number> = {
   IS_DIR: 409,
   NOT_DIR: 409,
   CONFLICT: 409,
+  // The metadata store lost its answer: retrying (after reading the object back) may be right.
+  COMMIT_UNKNOWN: 503,
   // Not enough healthy backends: the request may succeed later, as with a 503 from any overloaded service.
   QUORUM: 503,
   UNAVAILABLE: 503,
