@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { StorageBackend } from '../backends/backend.js';
 import { createBackends } from '../backends/index.js';
 import type { Config } from '../config/load.js';
@@ -5,10 +6,11 @@ import { loadMasterKey } from '../config/master-key.js';
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../config/schema.js';
 import { BufferPool, sharedBuffersFor } from '../core/buffer-pool.js';
 import { generateDataKey, unwrapKey, wrapKey } from '../core/crypto.js';
-import { InvalidError, NotFoundError } from '../core/errors.js';
+import { ConflictError, InvalidError, NotFoundError } from '../core/errors.js';
 import { validateBucketName, validateKey } from '../core/names.js';
 import { HashRing } from '../core/ring.js';
 import type { BucketRecord, ChunkRef, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
+import { sameBucket } from '../meta/commit-rules.js';
 import { openMetadataStore } from '../meta/index.js';
 import type { Expect, ListOptions, ListPage, MetadataStore } from '../meta/store.js';
 import type { Collector, ObjectOperation } from '../metrics/collector.js';
@@ -17,6 +19,9 @@ import { BackendSet } from './backend-set.js';
 import { type BucketContext, ChunkStore } from './chunk-store.js';
 import { ObjectReader } from './object-reader.js';
 import { type CommitOptions, defaultAttrs, ObjectWriter, type WriterDeps } from './object-writer.js';
+
+/** Attribute updates of one bucket racing with others: retried this often, then the conflict is reported. */
+const BUCKET_UPDATE_ATTEMPTS = 10;
 
 export interface OpenOptions {
   collector?: Collector;
@@ -103,6 +108,7 @@ export class Lilio {
     const record: BucketRecord = {
       name,
       createdAt: now,
+      id: randomBytes(16).toString('hex'),
       encrypted: options.encrypt ?? false,
       chunkSize,
       attrs: { ...defaultAttrs(now, 'dir'), ...options.attrs },
@@ -125,12 +131,35 @@ export class Lilio {
     this.buckets.delete(name);
   }
 
+  /**
+   * Changes a bucket folder's attributes (chmod, chown, utimens on the mount).
+   * The store compares-and-sets on the bucket's identity and version, and only
+   * attributes are written, so the data key can never be replaced by a stale
+   * copy. When another process changed the attributes in between, the change
+   * is applied again on the fresh record (last writer wins per field). When
+   * the bucket was deleted, or deleted and re-created, in between, the folder
+   * the caller meant is gone: NotFoundError, and the new bucket is left alone.
+   */
   async updateBucketAttrs(name: string, attrs: Partial<ObjectAttrs>): Promise<BucketRecord> {
-    const current = await this.getBucket(name);
-    const record = { ...current, attrs: { ...current.attrs, ...attrs, ctimeMs: Date.now() } };
-    await this.meta.updateBucket(record);
-    this.buckets.delete(name);
-    return record;
+    const first = await this.timedMeta('getBucket', () => this.meta.getBucket(name));
+    if (!first) throw new NotFoundError(`bucket "${name}" does not exist`);
+    let read = first;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const changed = { ...read.attrs, ...attrs, ctimeMs: Date.now() };
+        const record = await this.timedMeta('updateBucket', () => this.meta.updateBucket(read, changed));
+        this.buckets.delete(name);
+        return record;
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= BUCKET_UPDATE_ATTEMPTS) throw err;
+      }
+      const current = await this.timedMeta('getBucket', () => this.meta.getBucket(name));
+      if (!current || !sameBucket(current, first)) {
+        this.buckets.delete(name);
+        throw new NotFoundError(`bucket "${name}" was deleted (or re-created) while its attributes were being changed`);
+      }
+      read = current;
+    }
   }
 
   /**
@@ -148,11 +177,7 @@ export class Lilio {
       throw new NotFoundError(`bucket "${name}" does not exist`);
     }
     let ctx: BucketContext;
-    if (
-      cached &&
-      cached.ctx.record.createdAt === record.createdAt &&
-      cached.ctx.record.wrappedKey === record.wrappedKey
-    ) {
+    if (cached && sameBucket(cached.ctx.record, record)) {
       ctx = { record, dataKey: cached.ctx.dataKey };
     } else {
       ctx = record.wrappedKey ? { record, dataKey: unwrapKey(this.masterKey(), record.wrappedKey, name) } : { record };
