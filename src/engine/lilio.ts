@@ -113,7 +113,7 @@ export class Lilio {
       chunkSize,
       attrs: { ...defaultAttrs(now, 'dir'), ...options.attrs },
     };
-    if (record.encrypted) record.wrappedKey = wrapKey(this.masterKey(), generateDataKey(), name);
+    if (record.encrypted) record.wrappedKey = wrapKey(await this.masterKeyForNewBucket(), generateDataKey(), name);
     await this.timedMeta('createBucket', () => this.meta.createBucket(record));
     return record;
   }
@@ -365,8 +365,22 @@ export class Lilio {
     return pool;
   }
 
+  /** The master key for an existing encrypted bucket: never a new one, which could not open it. */
   private masterKey(): Buffer {
-    this.masterKeyCache ??= loadMasterKey(this.config.masterKey);
+    this.masterKeyCache ??= loadMasterKey(this.config.masterKey, { create: false });
+    return this.masterKeyCache;
+  }
+
+  /**
+   * The master key for a bucket about to be encrypted. A missing default key
+   * file is generated only while no bucket is encrypted: otherwise it was
+   * lost (deleted, a wrong LILIO_HOME), and a new key would silently leave
+   * every encrypted bucket unreadable while new ones used the new key.
+   */
+  private async masterKeyForNewBucket(): Promise<Buffer> {
+    if (this.masterKeyCache) return this.masterKeyCache;
+    const encrypted = (await this.listBuckets()).some((bucket) => bucket.encrypted);
+    this.masterKeyCache = loadMasterKey(this.config.masterKey, { create: !encrypted });
     return this.masterKeyCache;
   }
 
