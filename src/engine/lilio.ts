@@ -19,6 +19,7 @@ import { BackendSet } from './backend-set.js';
 import { type BucketContext, ChunkStore } from './chunk-store.js';
 import { ObjectReader } from './object-reader.js';
 import { type CommitOptions, defaultAttrs, ObjectWriter, type WriterDeps } from './object-writer.js';
+import { openXattrs } from './xattrs.js';
 
 /** Attribute updates of one bucket racing with others: retried this often, then the conflict is reported. */
 const BUCKET_UPDATE_ATTEMPTS = 10;
@@ -222,6 +223,13 @@ export class Lilio {
     const record = await this.timedMeta('getObject', () => this.meta.getObject(bucket, key));
     if (!record) throw new NotFoundError(`object "${bucket}/${key}" does not exist`);
     return record;
+  }
+
+  /** headObject as users are shown it (CLI stat, the API's ?stat): xattr values in plaintext. */
+  async statObject(bucket: string, key: string): Promise<ObjectRecord> {
+    const record = await this.headObject(bucket, key);
+    const xattrs = openXattrs(await this.bucket(bucket), record.xattrs);
+    return xattrs ? { ...record, xattrs } : record;
   }
 
   /** Opens the current version for reading; the reader keeps that version. */
