@@ -62,7 +62,8 @@ t.test('user.* attributes are stored with the object and survive a remount', asy
   t.equal((await getfattr(join(again, 'moved.jpg'), 'user.color')).stdout, 'blue', 'a rename keeps them');
 
   // In an encrypted bucket the stored value is sealed; the mount and `lilio stat` show the plaintext.
-  await ok(t, m.cli(['bucket', 'create', 'vault', '--encrypt']), 'an encrypted bucket');
+  const vault = await m.cli(['bucket', 'create', 'vault', '--encrypt']);
+  t.equal(vault.code, 0, vault.stderr);
   const secret = join(m.dir, 'vault', 'note.txt');
   await ok(t, sh('printf note > "$1"', [secret]), 'a file in it');
   await ok(t, run('setfattr', ['-n', 'user.owner', '-v', 'alice-in-vault', secret]), 'setfattr');
