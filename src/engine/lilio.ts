@@ -16,6 +16,7 @@ import type { Expect, ListOptions, ListPage, MetadataStore } from '../meta/store
 import type { Collector, ObjectOperation } from '../metrics/collector.js';
 import { NoopCollector } from '../metrics/noop.js';
 import { BackendSet } from './backend-set.js';
+import { type Capacity, usableCapacity } from './capacity.js';
 import { type BucketContext, ChunkStore } from './chunk-store.js';
 import { ObjectReader } from './object-reader.js';
 import { type CommitOptions, defaultAttrs, ObjectWriter, type WriterDeps } from './object-writer.js';
@@ -300,6 +301,19 @@ export class Lilio {
   }
 
   // ---- housekeeping ----
+
+  /** Space for users' bytes across the backends (see usableCapacity); a backend that fails to answer counts nothing. */
+  async capacity(): Promise<Capacity> {
+    const infos = await Promise.all(
+      this.backends.names.map((name) =>
+        this.backends
+          .backend(name)!
+          .info()
+          .catch(() => undefined),
+      ),
+    );
+    return usableCapacity(infos, this.config.quorum.n);
+  }
 
   /**
    * Deletes chunks that stopped being referenced more than the grace period

@@ -438,20 +438,9 @@ export class Vfs {
   async statfs(): Promise<StatFs> {
     const now = Date.now();
     if (this.statfsCache && now - this.statfsCache.at < STATFS_TTL_MS) return this.statfsCache.value;
-    let total = 0;
-    let free = 0;
-    for (const name of this.lilio.backends.names) {
-      const info = await this.lilio.backends
-        .backend(name)!
-        .info()
-        .catch(() => undefined);
-      total += info?.totalBytes ?? 0;
-      free += info?.freeBytes ?? 0;
-    }
-    // Every byte is stored N times: what users can write is the raw space divided by N.
-    const n = this.lilio.config.quorum.n;
-    const blocks = Math.min(0xffffffff, Math.floor(total / n / STATFS_BLOCK));
-    const bfree = Math.min(blocks, Math.floor(free / n / STATFS_BLOCK));
+    const { totalBytes, freeBytes } = await this.lilio.capacity();
+    const blocks = Math.min(0xffffffff, Math.floor(totalBytes / STATFS_BLOCK));
+    const bfree = Math.min(blocks, Math.floor(freeBytes / STATFS_BLOCK));
     const value: StatFs = {
       bsize: STATFS_BLOCK,
       frsize: STATFS_BLOCK,
