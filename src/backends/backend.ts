@@ -14,6 +14,12 @@ export interface BackendInfo {
   /** Capacity of the underlying storage, when the backend can tell. */
   totalBytes?: number;
   freeBytes?: number;
+  /**
+   * Names the storage that capacity belongs to, when several backends of one
+   * process can share it (local directories on one filesystem): backends with
+   * the same device share one capacity, which is counted once.
+   */
+  device?: string;
 }
 
 export interface BackendHealth {

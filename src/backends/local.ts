@@ -308,13 +308,15 @@ export class LocalBackend implements StorageBackend {
     options?.signal?.throwIfAborted();
     await this.ensureRoot();
     try {
-      const fs = await statfs(this.path);
+      const [fs, dir] = await Promise.all([statfs(this.path), stat(this.path)]);
       return {
         name: this.name,
         type: this.type,
         location: this.path,
         totalBytes: fs.blocks * fs.bsize,
         freeBytes: fs.bavail * fs.bsize,
+        // st_dev: directories on one filesystem share its free space.
+        device: `local:${dir.dev}`,
       };
     } catch (err) {
       throw this.mapError(err, 'statfs', this.path, options?.signal);

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { formatSize } from '../config/size.js';
 import { InvalidError } from '../core/errors.js';
 import { splitObjectPath, validateBucketName, validateKey } from '../core/names.js';
-import { formatMode, formatTime, table } from './output.js';
+import { formatMode, formatTime, formatXattrValue, table } from './output.js';
 import { Progress } from './progress.js';
 import { withTarget } from './target.js';
 
@@ -121,6 +121,10 @@ export function registerObjectCommands(program: Command): void {
             ['mode', `${formatMode(record.attrs.mode, record.kind)} uid=${record.attrs.uid} gid=${record.attrs.gid}`],
             ['modified', formatTime(record.attrs.mtimeMs)],
             ['committed', formatTime(record.committedAt)],
+            ...Object.entries(record.xattrs ?? {}).map(([name, value]) => [
+              name,
+              formatXattrValue(Buffer.from(value, 'base64')),
+            ]),
           ]),
         );
         if (record.chunks.length > 0) {

@@ -28,3 +28,11 @@ export function formatMode(mode: number, kind: 'file' | 'dir' | 'symlink'): stri
   for (let i = 0; i < 9; i++) out += mode & (1 << (8 - i)) ? bits[i] : '-';
   return out;
 }
+
+/** An extended attribute value as getfattr shows it: "text" when printable, 0s + base64 otherwise. */
+export function formatXattrValue(value: Buffer): string {
+  const text = value.toString('utf8');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what makes a value unprintable
+  const printable = Buffer.from(text, 'utf8').equals(value) && !/[\u0000-\u001f\u007f]/.test(text);
+  return printable ? JSON.stringify(text) : `0s${value.toString('base64')}`;
+}

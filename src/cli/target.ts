@@ -54,7 +54,7 @@ function engineTarget(lilio: Lilio): Target {
       const reader = await lilio.openObject(bucket, key);
       return { size: reader.size, body: lilio.readObject(reader) };
     },
-    statObject: (bucket, key) => lilio.headObject(bucket, key),
+    statObject: (bucket, key) => lilio.statObject(bucket, key),
     list: async (bucket, options) => {
       const page = await lilio.list(bucket, {
         prefix: options.prefix,

@@ -5,12 +5,21 @@ import { parseMasterKey } from '../core/crypto.js';
 import { ConfigError } from '../core/errors.js';
 import type { MasterKeySource } from './load.js';
 
+export interface LoadMasterKeyOptions {
+  /**
+   * Whether a missing key file at the default location may be replaced by a
+   * new key. Only the engine can tell (no bucket is encrypted yet): a new key
+   * opens none of the buckets encrypted under the lost one.
+   */
+  create: boolean;
+}
+
 /**
- * Reads (or, for the default location, creates) the master key. It never
- * leaves this process except wrapped into nothing: only bucket keys wrapped
- * BY it are stored in metadata.
+ * Reads (or, for the default location and when allowed, creates) the master
+ * key. It never leaves this process: only bucket keys wrapped BY it are
+ * stored in metadata.
  */
-export function loadMasterKey(source: MasterKeySource): Buffer {
+export function loadMasterKey(source: MasterKeySource, options: LoadMasterKeyOptions): Buffer {
   if (source.kind === 'env') {
     try {
       return parseMasterKey(source.base64.trim());
@@ -22,8 +31,18 @@ export function loadMasterKey(source: MasterKeySource): Buffer {
   try {
     text = readFileSync(source.path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !source.create) {
-      throw new ConfigError(`cannot read master key ${source.path}: ${(err as Error).message}`);
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    if (missing && source.create && !options.create) {
+      throw new ConfigError(
+        `master key file ${source.path} is missing, and encrypted buckets exist that only the key they were ` +
+          'created with can open: restore that file, or set LILIO_MASTER_KEY to that key ' +
+          '(a new key is generated only while no bucket is encrypted)',
+      );
+    }
+    if (!missing || !source.create) {
+      throw new ConfigError(
+        `cannot read master key ${source.path}: ${(err as Error).message} (restore it, or set LILIO_MASTER_KEY)`,
+      );
     }
     createKeyFile(source.path);
     text = readFileSync(source.path, 'utf8');

@@ -92,6 +92,17 @@ export type ObjectDraft = Omit<ObjectRecord, 'version'>;
 export interface BucketRecord {
   name: string;
   createdAt: number;
+  /**
+   * Random id given at creation: tells this bucket from one deleted and
+   * re-created under the same name (createdAt can repeat within a millisecond).
+   * Absent on buckets created before ids existed.
+   */
+  id?: string;
+  /**
+   * Store-assigned count of attribute updates (absent: never updated). Bucket
+   * updates compare-and-set on it and on the bucket's identity.
+   */
+  version?: number;
   encrypted: boolean;
   /** The bucket's data key wrapped by the master key (base64), when encrypted. */
   wrappedKey?: string;

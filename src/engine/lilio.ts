@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { StorageBackend } from '../backends/backend.js';
 import { createBackends } from '../backends/index.js';
 import type { Config } from '../config/load.js';
@@ -5,19 +6,25 @@ import { loadMasterKey } from '../config/master-key.js';
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../config/schema.js';
 import { BufferPool, sharedBuffersFor } from '../core/buffer-pool.js';
 import { generateDataKey, unwrapKey, wrapKey } from '../core/crypto.js';
-import { InvalidError, NotFoundError } from '../core/errors.js';
+import { ConflictError, InvalidError, NotFoundError } from '../core/errors.js';
 import { validateBucketName, validateKey } from '../core/names.js';
 import { HashRing } from '../core/ring.js';
 import type { BucketRecord, ChunkRef, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
+import { sameBucket } from '../meta/commit-rules.js';
 import { openMetadataStore } from '../meta/index.js';
 import type { Expect, ListOptions, ListPage, MetadataStore } from '../meta/store.js';
 import type { Collector, ObjectOperation } from '../metrics/collector.js';
 import { NoopCollector } from '../metrics/noop.js';
 import { BackendSet } from './backend-set.js';
+import { type Capacity, usableCapacity } from './capacity.js';
 import { type BucketContext, ChunkStore } from './chunk-store.js';
 import { CommitOutcomes } from './commit-outcome.js';
 import { ObjectReader } from './object-reader.js';
 import { type CommitOptions, defaultAttrs, ObjectWriter, type WriterDeps } from './object-writer.js';
+import { openXattrs } from './xattrs.js';
+
+/** Attribute updates of one bucket racing with others: retried this often, then the conflict is reported. */
+const BUCKET_UPDATE_ATTEMPTS = 10;
 
 export interface OpenOptions {
   collector?: Collector;
@@ -120,11 +127,12 @@ export class Lilio {
     const record: BucketRecord = {
       name,
       createdAt: now,
+      id: randomBytes(16).toString('hex'),
       encrypted: options.encrypt ?? false,
       chunkSize,
       attrs: { ...defaultAttrs(now, 'dir'), ...options.attrs },
     };
-    if (record.encrypted) record.wrappedKey = wrapKey(this.masterKey(), generateDataKey(), name);
+    if (record.encrypted) record.wrappedKey = wrapKey(await this.masterKeyForNewBucket(), generateDataKey(), name);
     await this.timedMeta('createBucket', () => this.meta.createBucket(record));
     return record;
   }
@@ -142,12 +150,35 @@ export class Lilio {
     this.buckets.delete(name);
   }
 
+  /**
+   * Changes a bucket folder's attributes (chmod, chown, utimens on the mount).
+   * The store compares-and-sets on the bucket's identity and version, and only
+   * attributes are written, so the data key can never be replaced by a stale
+   * copy. When another process changed the attributes in between, the change
+   * is applied again on the fresh record (last writer wins per field). When
+   * the bucket was deleted, or deleted and re-created, in between, the folder
+   * the caller meant is gone: NotFoundError, and the new bucket is left alone.
+   */
   async updateBucketAttrs(name: string, attrs: Partial<ObjectAttrs>): Promise<BucketRecord> {
-    const current = await this.getBucket(name);
-    const record = { ...current, attrs: { ...current.attrs, ...attrs, ctimeMs: Date.now() } };
-    await this.meta.updateBucket(record);
-    this.buckets.delete(name);
-    return record;
+    const first = await this.timedMeta('getBucket', () => this.meta.getBucket(name));
+    if (!first) throw new NotFoundError(`bucket "${name}" does not exist`);
+    let read = first;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const changed = { ...read.attrs, ...attrs, ctimeMs: Date.now() };
+        const record = await this.timedMeta('updateBucket', () => this.meta.updateBucket(read, changed));
+        this.buckets.delete(name);
+        return record;
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= BUCKET_UPDATE_ATTEMPTS) throw err;
+      }
+      const current = await this.timedMeta('getBucket', () => this.meta.getBucket(name));
+      if (!current || !sameBucket(current, first)) {
+        this.buckets.delete(name);
+        throw new NotFoundError(`bucket "${name}" was deleted (or re-created) while its attributes were being changed`);
+      }
+      read = current;
+    }
   }
 
   /**
@@ -165,11 +196,7 @@ export class Lilio {
       throw new NotFoundError(`bucket "${name}" does not exist`);
     }
     let ctx: BucketContext;
-    if (
-      cached &&
-      cached.ctx.record.createdAt === record.createdAt &&
-      cached.ctx.record.wrappedKey === record.wrappedKey
-    ) {
+    if (cached && sameBucket(cached.ctx.record, record)) {
       ctx = { record, dataKey: cached.ctx.dataKey };
     } else {
       ctx = record.wrappedKey ? { record, dataKey: unwrapKey(this.masterKey(), record.wrappedKey, name) } : { record };
@@ -214,6 +241,13 @@ export class Lilio {
     const record = await this.timedMeta('getObject', () => this.meta.getObject(bucket, key));
     if (!record) throw new NotFoundError(`object "${bucket}/${key}" does not exist`);
     return record;
+  }
+
+  /** headObject as users are shown it (CLI stat, the API's ?stat): xattr values in plaintext. */
+  async statObject(bucket: string, key: string): Promise<ObjectRecord> {
+    const record = await this.headObject(bucket, key);
+    const xattrs = openXattrs(await this.bucket(bucket), record.xattrs);
+    return xattrs ? { ...record, xattrs } : record;
   }
 
   /** Opens the current version for reading; the reader keeps that version. */
@@ -297,6 +331,19 @@ export class Lilio {
 
   // ---- housekeeping ----
 
+  /** Space for users' bytes across the backends (see usableCapacity); a backend that fails to answer counts nothing. */
+  async capacity(): Promise<Capacity> {
+    const infos = await Promise.all(
+      this.backends.names.map((name) =>
+        this.backends
+          .backend(name)!
+          .info()
+          .catch(() => undefined),
+      ),
+    );
+    return usableCapacity(infos, this.config.quorum.n);
+  }
+
   /**
    * Deletes chunks that stopped being referenced more than the grace period
    * ago. A chunk whose delete fails on some backend goes back on the queue.
@@ -369,8 +416,22 @@ export class Lilio {
     return pool;
   }
 
+  /** The master key for an existing encrypted bucket: never a new one, which could not open it. */
   private masterKey(): Buffer {
-    this.masterKeyCache ??= loadMasterKey(this.config.masterKey);
+    this.masterKeyCache ??= loadMasterKey(this.config.masterKey, { create: false });
+    return this.masterKeyCache;
+  }
+
+  /**
+   * The master key for a bucket about to be encrypted. A missing default key
+   * file is generated only while no bucket is encrypted: otherwise it was
+   * lost (deleted, a wrong LILIO_HOME), and a new key would silently leave
+   * every encrypted bucket unreadable while new ones used the new key.
+   */
+  private async masterKeyForNewBucket(): Promise<Buffer> {
+    if (this.masterKeyCache) return this.masterKeyCache;
+    const encrypted = (await this.listBuckets()).some((bucket) => bucket.encrypted);
+    this.masterKeyCache = loadMasterKey(this.config.masterKey, { create: !encrypted });
     return this.masterKeyCache;
   }
 

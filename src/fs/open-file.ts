@@ -1,3 +1,4 @@
+import { DEFAULT_MAX_FILE_SIZE } from '../config/schema.js';
 import { newVersionId } from '../core/chunk-id.js';
 import { decryptChunk, encryptChunk } from '../core/crypto.js';
 import { ConflictError, FileTooBigError, hasCode } from '../core/errors.js';
@@ -25,8 +26,8 @@ export interface OpenFileLimits {
   maxDirtyBuffers: number;
   /** Chunks of one file being replicated at once (backpressure on write). */
   sealsInFlight: number;
-  /** The largest size a file may reach: writes and truncates past it fail with EFBIG. */
-  maxFileSize: number;
+  /** The largest size a file may reach: writes and truncates past it fail with EFBIG (default 1 PiB). */
+  maxFileSize?: number;
   /** Unsealed buffers of every open file together; shared by the mount's files. */
   budget?: DirtyBudget;
 }
@@ -412,9 +413,8 @@ export class OpenFile implements DirtyHolder {
   }
 
   private checkSize(size: number): void {
-    if (size > this.limits.maxFileSize) {
-      throw new FileTooBigError(`${this.key}: ${size} bytes is past the largest file size, ${this.limits.maxFileSize}`);
-    }
+    const max = this.limits.maxFileSize ?? DEFAULT_MAX_FILE_SIZE;
+    if (size > max) throw new FileTooBigError(`${this.key}: ${size} bytes is past the largest file size, ${max}`);
   }
 
   /** The sealed layers, built from the base version the first time anything changes. */

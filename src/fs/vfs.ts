@@ -3,6 +3,7 @@ import { hasCode, IsDirError, NotDirError, NotEmptyError, NotFoundError, ReadOnl
 import type { ObjectAttrs, ObjectRecord } from '../core/types.js';
 import type { Lilio } from '../engine/lilio.js';
 import { defaultAttrs } from '../engine/object-writer.js';
+import { openXattr, resealXattrs, sealXattr } from '../engine/xattrs.js';
 import { DirtyBudget } from './dirty-budget.js';
 import { Errno, ErrnoError } from './errno.js';
 import { OpenFile, type OpenFileLimits } from './open-file.js';
@@ -486,20 +487,9 @@ export class Vfs {
   async statfs(): Promise<StatFs> {
     const now = Date.now();
     if (this.statfsCache && now - this.statfsCache.at < STATFS_TTL_MS) return this.statfsCache.value;
-    let total = 0;
-    let free = 0;
-    for (const name of this.lilio.backends.names) {
-      const info = await this.lilio.backends
-        .backend(name)!
-        .info()
-        .catch(() => undefined);
-      total += info?.totalBytes ?? 0;
-      free += info?.freeBytes ?? 0;
-    }
-    // Every byte is stored N times: what users can write is the raw space divided by N.
-    const n = this.lilio.config.quorum.n;
-    const blocks = Math.min(0xffffffff, Math.floor(total / n / STATFS_BLOCK));
-    const bfree = Math.min(blocks, Math.floor(free / n / STATFS_BLOCK));
+    const { totalBytes, freeBytes } = await this.lilio.capacity();
+    const blocks = Math.min(0xffffffff, Math.floor(totalBytes / STATFS_BLOCK));
+    const bfree = Math.min(blocks, Math.floor(freeBytes / STATFS_BLOCK));
     const value: StatFs = {
       bsize: STATFS_BLOCK,
       frsize: STATFS_BLOCK,
@@ -524,7 +514,9 @@ export class Vfs {
     if (!name.startsWith(XATTR_PREFIX))
       throw new ErrnoError(Errno.ENOTSUP, `only ${XATTR_PREFIX}* attributes are stored`);
     if (value.byteLength > MAX_XATTR_VALUE) throw new ErrnoError(Errno.E2BIG, 'attribute value too large');
-    await this.updateXattrs(path, (xattrs) => ({ ...xattrs, [name]: value.toString('base64') }));
+    const where = this.keyPath(path, Errno.ENOTSUP);
+    const stored = sealXattr(await this.lilio.bucket(where.bucket), name, value);
+    await this.updateXattrs(path, (xattrs) => ({ ...xattrs, [name]: stored }));
   }
 
   async getxattr(path: string, name: string): Promise<Buffer> {
@@ -534,7 +526,9 @@ export class Vfs {
     const xattrs = await this.xattrsOf(path);
     const value = xattrs?.[name];
     if (value === undefined) throw new ErrnoError(Errno.ENODATA, `no attribute ${name}`);
-    return Buffer.from(value, 'base64');
+    // xattrsOf found it, so the path is a key inside a bucket.
+    const where = this.keyPath(path, Errno.ENODATA);
+    return openXattr(await this.lilio.bucket(where.bucket), name, value);
   }
 
   async listxattr(path: string): Promise<string[]> {
@@ -796,15 +790,17 @@ export class Vfs {
   /** Files move between buckets by copy: each bucket has its own encryption key. */
   private async copyAcrossBuckets(fromBucket: string, fromKey: string, toBucket: string, toKey: string): Promise<void> {
     const record = await this.lilio.headObject(fromBucket, fromKey);
-    const reader = this.lilio.reader(await this.lilio.bucket(fromBucket), record);
+    const from = await this.lilio.bucket(fromBucket);
+    const reader = this.lilio.reader(from, record);
     const writer = await this.lilio.writer(toBucket, toKey);
+    const xattrs = resealXattrs(from, await this.lilio.bucket(toBucket), record.xattrs);
     try {
       for await (const piece of reader.stream()) await writer.write(piece);
     } catch (err) {
       await writer.abort();
       throw err;
     }
-    await writer.commit({ kind: record.kind, attrs: record.attrs, xattrs: record.xattrs, expect: 'any' });
+    await writer.commit({ kind: record.kind, attrs: record.attrs, xattrs, expect: 'any' });
   }
 }
 

@@ -1,5 +1,5 @@
-import { ConflictError, InvalidError } from '../core/errors.js';
-import type { ChunkRef } from '../core/types.js';
+import { ConflictError, InvalidError, NotFoundError } from '../core/errors.js';
+import type { BucketRecord, ChunkRef, ObjectAttrs } from '../core/types.js';
 import type { Expect } from './store.js';
 
 /**
@@ -29,6 +29,32 @@ export function checkExpect(
   if (current.version !== expect.version) {
     throw new ConflictError(`${bucket}/${key} expected at version ${expect.version} but is at ${current.version}`);
   }
+}
+
+/**
+ * Whether two records describe the same bucket, not merely the same name. The
+ * wrapped key is compared too: it is unique per creation (random key, random
+ * nonce), which covers encrypted buckets created before ids existed.
+ */
+export function sameBucket(a: BucketRecord, b: BucketRecord): boolean {
+  return a.name === b.name && a.createdAt === b.createdAt && a.id === b.id && a.wrappedKey === b.wrappedKey;
+}
+
+/**
+ * The record an attributes update stores, given the current one: only attrs
+ * change and the version moves on. Throws NotFoundError/ConflictError as
+ * MetadataStore.updateBucket describes.
+ */
+export function updatedBucket(current: BucketRecord | undefined, read: BucketRecord, attrs: ObjectAttrs): BucketRecord {
+  if (!current) throw new NotFoundError(`bucket ${read.name} does not exist`);
+  if (!sameBucket(current, read)) {
+    throw new ConflictError(`bucket ${read.name} was deleted and re-created since it was read`);
+  }
+  const version = current.version ?? 0;
+  if (version !== (read.version ?? 0)) {
+    throw new ConflictError(`bucket ${read.name} expected at version ${read.version ?? 0} but is at ${version}`);
+  }
+  return { ...current, attrs: { ...attrs }, version: version + 1 };
 }
 
 /** Chunks of the replaced record that the new one no longer references: they become garbage. */

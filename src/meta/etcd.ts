@@ -14,8 +14,8 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { ExistsError, InvalidError, NotEmptyError, NotFoundError } from '../core/errors.js';
-import type { BucketRecord, GarbageEntry, ObjectDraft, ObjectRecord } from '../core/types.js';
-import { batchLimit } from './commit-rules.js';
+import type { BucketRecord, GarbageEntry, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
+import { batchLimit, updatedBucket } from './commit-rules.js';
 import { BlobStore } from './etcd-blobs.js';
 import { KeyCache } from './etcd-cache.js';
 import { AmbiguousCommit, decode, EtcdConnection, type EtcdStoreOptions } from './etcd-client.js';
@@ -125,17 +125,26 @@ export class EtcdMetadataStore implements MetadataStore {
     return found.kvs.map((kv) => decode<BucketRecord>(kv.value, 'a bucket'));
   }
 
-  async updateBucket(bucket: BucketRecord): Promise<void> {
-    const key = this.keys.bucket(bucket.name);
-    await this.retryAmbiguous(async () => {
-      const plan = new TxnPlan();
-      plan.exists(key);
-      plan.put(key, encode(bucket));
-      if (!(await this.conn.commit(plan.request())).succeeded) {
-        throw new NotFoundError(`bucket ${bucket.name} does not exist`);
+  async updateBucket(read: BucketRecord, attrs: ObjectAttrs): Promise<BucketRecord> {
+    const key = this.keys.bucket(read.name);
+    let written: BucketRecord | undefined;
+    await this.retryAmbiguous(async (ambiguous) => {
+      for (;;) {
+        const kv = (await this.conn.range({ key })).kvs[0];
+        const current = kv && decode<BucketRecord>(kv.value, `bucket ${read.name}`);
+        // After a lost answer, finding exactly the record we sent means it was ours that landed.
+        if (ambiguous && written && isDeepStrictEqual(current, written)) return;
+        const record = updatedBucket(current, read, attrs);
+        const plan = new TxnPlan();
+        plan.unchanged(key, kv!.mod_revision);
+        plan.put(key, encode(record));
+        written = record;
+        // A lost race re-reads: the checks above then tell what changed.
+        if ((await this.conn.commit(plan.request())).succeeded) return;
       }
     });
-    this.changed(bucket.name);
+    this.changed(read.name);
+    return written!;
   }
 
   async deleteBucket(name: string): Promise<void> {

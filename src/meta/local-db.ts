@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, constants, mkdirSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import {
@@ -99,10 +99,13 @@ export function openDatabase(
 ): { db: Database.Database; file: string } {
   const file = join(dir, DB_FILE);
   try {
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR });
+    keepPrivate(dir, PRIVATE_DIR);
+    createPrivateFile(file);
+    for (const path of [file, `${file}-wal`, `${file}-shm`]) keepPrivate(path, PRIVATE_FILE);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const message = `cannot create metadata directory ${dir}: ${(err as Error).message}`;
+    const message = `cannot set up metadata directory ${dir}: ${(err as Error).message}`;
     throw code === 'EACCES' || code === 'EPERM' ? new PermissionError(message) : new UnavailableError(message);
   }
   let db: Database.Database | undefined;
@@ -124,6 +127,40 @@ export function openDatabase(
     db?.close();
     throw sqliteFailure(file, err);
   }
+}
+
+/**
+ * Metadata is for the owner's processes only: it names every object and
+ * holds the buckets' wrapped keys and, for unencrypted buckets, small files
+ * and symlink targets inline.
+ */
+const PRIVATE_DIR = 0o700;
+const PRIVATE_FILE = 0o600;
+
+/** SQLite gives the -wal and -shm files the database file's mode, so creating that one 0600 covers all three. */
+function createPrivateFile(file: string): void {
+  try {
+    closeSync(openSync(file, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, PRIVATE_FILE));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
+
+/**
+ * Takes group and other bits off a path made by an older Lilio or a wide
+ * umask. Only paths this user owns: chmod of another user's file fails, and
+ * a store shared on purpose (root reading a user's store) is not ours to change.
+ */
+function keepPrivate(path: string, mode: number): void {
+  let stat: ReturnType<typeof statSync>;
+  try {
+    stat = statSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (stat.uid !== process.getuid?.() || (stat.mode & 0o777 & ~mode) === 0) return;
+  chmodSync(path, stat.mode & mode);
 }
 
 function migrate(db: Database.Database, file: string): void {

@@ -17,8 +17,15 @@
  */
 import type Database from 'better-sqlite3';
 import { CommitUnknownError, ExistsError, NotEmptyError, NotFoundError, UnavailableError } from '../core/errors.js';
-import type { BucketRecord, ChunkRef, GarbageEntry, ObjectDraft, ObjectRecord } from '../core/types.js';
-import { batchLimit, checkExpect, checkPrefixRename, orphanedChunks, pageLimit } from './commit-rules.js';
+import type { BucketRecord, ChunkRef, GarbageEntry, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
+import {
+  batchLimit,
+  checkExpect,
+  checkPrefixRename,
+  orphanedChunks,
+  pageLimit,
+  updatedBucket,
+} from './commit-rules.js';
 import { compareKeys, dirsOf, keySuccessor, levelOf, listStart, parentOf, prefixEnd } from './keyspace.js';
 import { DEFAULT_BUSY_TIMEOUT_MS, openDatabase, type Synchronous, sqliteFailure } from './local-db.js';
 import {
@@ -93,10 +100,13 @@ export class LocalMetadataStore implements MetadataStore {
     return texts.map((text) => this.parse<BucketRecord>(text, 'a bucket'));
   }
 
-  async updateBucket(bucket: BucketRecord): Promise<void> {
-    this.write(() => {
-      const { changes } = this.sql.updateBucket.run(JSON.stringify(bucket), bucket.name);
-      if (changes === 0) throw new NotFoundError(`bucket ${bucket.name} does not exist`);
+  async updateBucket(read: BucketRecord, attrs: ObjectAttrs): Promise<BucketRecord> {
+    return this.write(() => {
+      const text = this.sql.getBucket.get(read.name);
+      const current = text === undefined ? undefined : this.parse<BucketRecord>(text, `bucket ${read.name}`);
+      const record = updatedBucket(current, read, attrs);
+      this.sql.updateBucket.run(JSON.stringify(record), read.name);
+      return record;
     });
   }
 

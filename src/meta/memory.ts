@@ -1,6 +1,13 @@
 import { ExistsError, NotEmptyError, NotFoundError, UnavailableError } from '../core/errors.js';
-import type { BucketRecord, GarbageEntry, ObjectDraft, ObjectRecord } from '../core/types.js';
-import { batchLimit, checkExpect, checkPrefixRename, orphanedChunks, pageLimit } from './commit-rules.js';
+import type { BucketRecord, GarbageEntry, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
+import {
+  batchLimit,
+  checkExpect,
+  checkPrefixRename,
+  orphanedChunks,
+  pageLimit,
+  updatedBucket,
+} from './commit-rules.js';
 import { compareKeys, dirsOf, isMarker, keySuccessor, levelOf, listStart, parentOf } from './keyspace.js';
 import type { Expect, ListOptions, ListPage, MetadataStore, ObjectSummary } from './store.js';
 
@@ -54,10 +61,13 @@ export class MemoryMetadataStore implements MetadataStore {
     return names.map((name) => structuredClone(this.buckets.get(name)!.record));
   }
 
-  async updateBucket(bucket: BucketRecord): Promise<void> {
-    const state = this.bucket(bucket.name);
-    state.record = structuredClone(bucket);
+  async updateBucket(read: BucketRecord, attrs: ObjectAttrs): Promise<BucketRecord> {
+    this.open();
+    const state = this.buckets.get(read.name);
+    const record = updatedBucket(state?.record, read, attrs);
+    state!.record = structuredClone(record);
     this.commits++;
+    return record;
   }
 
   async deleteBucket(name: string): Promise<void> {

@@ -1,4 +1,4 @@
-import type { BucketRecord, GarbageEntry, ObjectDraft, ObjectRecord } from '../core/types.js';
+import type { BucketRecord, GarbageEntry, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
 
 /**
  * What a commit expects of the key's current record:
@@ -61,8 +61,15 @@ export interface MetadataStore {
   createBucket(bucket: BucketRecord): Promise<void>; // ExistsError
   getBucket(name: string): Promise<BucketRecord | undefined>;
   listBuckets(): Promise<BucketRecord[]>;
-  /** Replaces a bucket's record (attributes); NotFoundError if missing. */
-  updateBucket(bucket: BucketRecord): Promise<void>;
+  /**
+   * Replaces the attributes of the bucket `read` was read from, and nothing
+   * else: its data key, encryption and chunk size are fixed at creation.
+   * Compare-and-set: NotFoundError if no bucket has that name, ConflictError
+   * unless it is the same bucket (sameBucket: a bucket deleted and re-created
+   * is another one) still at `read.version`. Returns the stored record with
+   * its new version.
+   */
+  updateBucket(read: BucketRecord, attrs: ObjectAttrs): Promise<BucketRecord>;
   /** NotFoundError if missing, NotEmptyError if it holds any object. */
   deleteBucket(name: string): Promise<void>;
 

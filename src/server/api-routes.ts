@@ -245,7 +245,7 @@ async function getObject(ctx: RouteContext, bucket: string, key: string): Promis
   const { req, res, lilio } = ctx;
   const query = parseQuery(ctx.query, ctx.method === 'GET' ? ['stat'] : []);
   if (query.has('stat')) {
-    sendJson(res, 200, await lilio.headObject(bucket, key));
+    sendJson(res, 200, await lilio.statObject(bucket, key));
     return;
   }
   const rangeHeader = ctx.method === 'GET' ? singleHeader(req.headers, 'range') : undefined;

@@ -95,17 +95,32 @@ t.test('config files: --config wins over LILIO_CONFIG; relative paths are relati
 t.test('master key: generated once with mode 0600, from the environment, or refused', async (t) => {
   const dir = tempDir(t);
   const path = join(dir, 'home', 'master.key');
-  const key = loadMasterKey({ kind: 'file', path, create: true });
+  t.throws(
+    () => loadMasterKey({ kind: 'file', path, create: true }, { create: false }),
+    { code: 'CONFIG', message: /master\.key is missing.*LILIO_MASTER_KEY/ },
+    'not generated when the engine says encrypted buckets exist',
+  );
+  t.throws(() => statSync(path), { code: 'ENOENT' });
+  const key = loadMasterKey({ kind: 'file', path, create: true }, { create: true });
   t.equal(key.length, 32);
   t.equal(statSync(path).mode & 0o777, 0o600);
-  t.ok(loadMasterKey({ kind: 'file', path, create: true }).equals(key), 'the same key on the next run');
+  t.ok(
+    loadMasterKey({ kind: 'file', path, create: true }, { create: true }).equals(key),
+    'the same key on the next run',
+  );
   t.equal(Buffer.from(readFileSync(path, 'utf8').trim(), 'base64').length, 32);
   chmodSync(path, 0o644);
-  t.throws(() => loadMasterKey({ kind: 'file', path, create: true }), { message: /readable by others/ });
-  t.throws(() => loadMasterKey({ kind: 'file', path: join(dir, 'none'), create: false }), { code: 'CONFIG' });
+  t.throws(() => loadMasterKey({ kind: 'file', path, create: true }, { create: true }), {
+    message: /readable by others/,
+  });
+  t.throws(() => loadMasterKey({ kind: 'file', path: join(dir, 'none'), create: false }, { create: true }), {
+    code: 'CONFIG',
+  });
   const fromEnv = Buffer.alloc(32, 7).toString('base64');
-  t.ok(loadMasterKey({ kind: 'env', base64: fromEnv }).equals(Buffer.alloc(32, 7)));
-  t.throws(() => loadMasterKey({ kind: 'env', base64: 'c2hvcnQ=' }), { message: /LILIO_MASTER_KEY/ });
+  t.ok(loadMasterKey({ kind: 'env', base64: fromEnv }, { create: false }).equals(Buffer.alloc(32, 7)));
+  t.throws(() => loadMasterKey({ kind: 'env', base64: 'c2hvcnQ=' }, { create: false }), {
+    message: /LILIO_MASTER_KEY/,
+  });
   t.equal(loadConfig({ env: { LILIO_HOME: dir, LILIO_MASTER_KEY: fromEnv } }).masterKey.kind, 'env');
 });
 

@@ -53,10 +53,12 @@ export function metaContract(t: Test, factory: MetaFactory): void {
     await t.rejects(store.createBucket(bucketRecord('photos')), { code: 'EXISTS' });
     t.strictSame(await store.getBucket('photos'), photos, 'a failed create leaves the bucket alone');
 
-    const updated = { ...photos, chunkSize: 4 << 20, attrs: { ...photos.attrs, mode: 0o700 } };
-    await store.updateBucket(updated);
+    const attrs = { ...photos.attrs, mode: 0o700 };
+    const updated = await store.updateBucket(photos, attrs);
+    t.strictSame(updated, { ...photos, attrs, version: 1 });
     t.strictSame(await store.getBucket('photos'), updated);
-    await t.rejects(store.updateBucket(bucketRecord('missing')), { code: 'NOT_FOUND' });
+    const missing = bucketRecord('missing');
+    await t.rejects(store.updateBucket(missing, missing.attrs), { code: 'NOT_FOUND' });
     t.equal(await store.getBucket('missing'), undefined, 'update does not create');
 
     await store.deleteBucket('docs');
@@ -66,6 +68,43 @@ export function metaContract(t: Test, factory: MetaFactory): void {
       (await store.listBuckets()).map((b) => b.name),
       ['archive.2024', 'photos'],
     );
+  });
+
+  t.test('buckets: an update is a compare-and-set that only ever changes attrs', async (t) => {
+    const store = await fresh(t, []);
+    const original = { ...bucketRecord('photos'), id: 'a'.repeat(32) };
+    await store.createBucket(original);
+    const read = (await store.getBucket('photos'))!;
+    // Whatever else the caller's record says, only the attributes are taken from the update.
+    const forged = { ...read, wrappedKey: 'forged', encrypted: false, chunkSize: 64 << 10 };
+    await t.rejects(store.updateBucket(forged, { ...read.attrs, mode: 0o700 }), { code: 'CONFLICT' });
+    const sneaky = { ...read, encrypted: false, chunkSize: 64 << 10 };
+    const first = await store.updateBucket(sneaky, { ...read.attrs, mode: 0o700 });
+    t.strictSame(first, { ...original, attrs: { ...original.attrs, mode: 0o700 }, version: 1 }, 'only attrs changed');
+    await t.rejects(
+      store.updateBucket(read, { ...read.attrs, mode: 0o750 }),
+      { code: 'CONFLICT' },
+      'a stale read (version moved) loses',
+    );
+    t.equal((await store.getBucket('photos'))!.attrs.mode, 0o700, 'the losing update changed nothing');
+    const second = await store.updateBucket(first, { ...first.attrs, uid: 7 });
+    t.strictSame(second, { ...original, attrs: { ...original.attrs, mode: 0o700, uid: 7 }, version: 2 });
+
+    // Deleted and re-created (new data key) between read and update: the stale update must not land.
+    await store.deleteBucket('photos');
+    const recreated = { ...bucketRecord('photos'), createdAt: original.createdAt, id: 'b'.repeat(32) };
+    await store.createBucket(recreated);
+    await t.rejects(store.updateBucket(second, { ...second.attrs, mode: 0o777 }), { code: 'CONFLICT' });
+    t.strictSame(await store.getBucket('photos'), recreated, 'the new bucket and its key are untouched');
+    // Buckets without ids (older records) are still told apart by their wrapped key.
+    const { id: _a, ...legacyOld } = recreated;
+    await store.deleteBucket('photos');
+    const { id: _b, ...legacyNew } = { ...bucketRecord('photos'), createdAt: original.createdAt };
+    await store.createBucket(legacyNew);
+    await t.rejects(store.updateBucket(legacyOld, legacyOld.attrs), { code: 'CONFLICT' });
+    const legacyUpdated = await store.updateBucket(legacyNew, { ...legacyNew.attrs, gid: 5 });
+    t.strictSame(await store.getBucket('photos'), legacyUpdated);
+    t.equal(legacyUpdated.version, 1);
   });
 
   t.test('buckets: delete refuses while any object exists, markers included', async (t) => {
@@ -336,7 +375,10 @@ export function metaContract(t: Test, factory: MetaFactory): void {
       seen.add(generation);
     };
     await changed('createBucket', () => store.createBucket(bucketRecord('photos')));
-    await changed('updateBucket', () => store.updateBucket(bucketRecord('photos')));
+    await changed('updateBucket', async () => {
+      const read = (await store.getBucket('photos'))!;
+      await store.updateBucket(read, { ...read.attrs, mode: 0o700 });
+    });
     await changed('putObject', () => put(store, 'a'));
     await changed('putObject again', () => put(store, 'a'));
     await changed('renameObject', () => store.renameObject('photos', 'a', 'd/b', { replace: false }));

@@ -60,6 +60,19 @@ t.test('user.* attributes are stored with the object and survive a remount', asy
   t.match((await m.cli(['stat', 'tagged/photo.jpg', '--json'])).stdout.toString(), /user\.color/, 'the CLI sees them');
   await ok(t, run('mv', [join(again, 'photo.jpg'), join(again, 'moved.jpg')]), 'mv');
   t.equal((await getfattr(join(again, 'moved.jpg'), 'user.color')).stdout, 'blue', 'a rename keeps them');
+
+  // In an encrypted bucket the stored value is sealed; the mount and `lilio stat` show the plaintext.
+  const vault = await m.cli(['bucket', 'create', 'vault', '--encrypt']);
+  t.equal(vault.code, 0, vault.stderr);
+  const secret = join(m.dir, 'vault', 'note.txt');
+  await ok(t, sh('printf note > "$1"', [secret]), 'a file in it');
+  await ok(t, run('setfattr', ['-n', 'user.owner', '-v', 'alice-in-vault', secret]), 'setfattr');
+  t.equal((await getfattr(secret, 'user.owner')).stdout, 'alice-in-vault', 'getfattr shows the plaintext');
+  const stat = await m.cli(['stat', 'vault/note.txt']);
+  t.match(stat.stdout.toString(), /user\.owner\s+"alice-in-vault"/, 'so does lilio stat');
+  const raw = await m.cli(['meta', 'dump']);
+  t.match(raw.stdout.toString(), /user\.owner/, 'the dump holds the attribute');
+  t.notMatch(raw.stdout.toString(), Buffer.from('alice-in-vault').toString('base64'), 'but not its value');
 });
 
 t.test('--no-xattrs: ENOTSUP, and ls -l no longer asks for attributes', async (t) => {

@@ -243,8 +243,9 @@ t.test('stores on one etcd see each other: generation by watch, close-to-open re
   t.strictSame(await b.getObject('photos', 'shared/k'), put, 'b reads what a committed');
   // Bucket records are cached while the watch is up, and dropped when it reports a change.
   t.ok(await b.getBucket('photos'));
-  await a.updateBucket({ ...bucketRecord('photos'), chunkSize: 4 << 20 });
-  await until("b's cached bucket record is replaced", async () => (await b.getBucket('photos'))?.chunkSize === 4 << 20);
+  const read = (await a.getBucket('photos'))!;
+  await a.updateBucket(read, { ...read.attrs, mode: 0o701 });
+  await until("b's cached bucket record is replaced", async () => (await b.getBucket('photos'))?.attrs.mode === 0o701);
   // A watch cancelled by etcd (e.g. its revision was compacted): untrusted until re-established.
   const feed = (b as unknown as { feed: { watcher: { emit(e: string, err: Error): void } } }).feed;
   feed.watcher.emit('error', new Error('simulated: watch cancelled'));
