@@ -153,11 +153,77 @@ function labelOf(size: number): string {
   return size >= MiB ? `${size / MiB} MiB` : `${size / KiB} KiB`;
 }
 
+interface HousekeepingResult {
+  sparseMs: number;
+  sparseRecordBytes: number;
+  gcChunks: number;
+  gcSeconds: number;
+}
+
+/**
+ * The data-lifetime rows, on memory backends and the embedded SQLite store (the
+ * metadata cost is what they measure): a 1 TiB sparse file made through the
+ * filesystem layer, and gc of many orphan chunks.
+ */
+async function runHousekeeping(gcChunks: number): Promise<HousekeepingResult> {
+  const { Lilio, parseConfig } = await builtEngine();
+  const { Vfs, vfsOptions } = (await import(
+    new URL('../dist/fs/vfs.js', import.meta.url).href
+  )) as typeof import('../src/fs/vfs.js');
+  const dir = mkdtempSync(join(tmpdir(), 'lilio-bench-'));
+  try {
+    const storages = [1, 2, 3].map((i) => ({ name: `m${i}`, type: 'memory' as const }));
+    const parsed = parseConfig({
+      metadata: { type: 'local', path: join(dir, 'meta') },
+      storages,
+      quorum: { n: 3, w: 2, r: 2 },
+    });
+    const lilio = await Lilio.open({
+      ...parsed,
+      home: dir,
+      source: 'bench',
+      masterKey: { kind: 'env', base64: randomBytes(32).toString('base64') },
+    });
+    await lilio.createBucket('bench');
+    const vfs = new Vfs(lilio, vfsOptions(lilio, false));
+    const started = performance.now();
+    const fd = await vfs.create('/bench/sparse.img', 0o644);
+    await vfs.ftruncate(fd, 2 ** 40);
+    await vfs.release(fd);
+    const sparseMs = performance.now() - started;
+    const record = await lilio.meta.getObject('bench', 'sparse.img');
+    const ctx = await lilio.bucket('bench');
+    const piece = randomBytes(1024);
+    const entries = [];
+    for (let i = 0; i < gcChunks; i += 64) {
+      const batch = await Promise.all(
+        Array.from({ length: Math.min(64, gcChunks - i) }, async () => (await lilio.chunks.seal(ctx, piece)).ref),
+      );
+      for (const chunk of batch) entries.push({ chunk, queuedAt: 0 });
+      if (entries.length >= 5_000) await lilio.meta.queueGarbage(entries.splice(0));
+    }
+    await lilio.meta.queueGarbage(entries);
+    await lilio.chunks.drain();
+    const gcStarted = performance.now();
+    const { deleted } = await lilio.collectGarbage({ graceMs: 0 });
+    const gcSeconds = (performance.now() - gcStarted) / 1000;
+    await lilio.close();
+    return { sparseMs, sparseRecordBytes: JSON.stringify(record).length, gcChunks: deleted, gcSeconds };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const rowArg = process.argv.indexOf('--row');
   if (rowArg > 0) {
     const result = await runRow(JSON.parse(process.argv[rowArg + 1]!));
     console.log(JSON.stringify(result));
+    return;
+  }
+  const housekeepingArg = process.argv.indexOf('--housekeeping');
+  if (housekeepingArg > 0) {
+    console.log(JSON.stringify(await runHousekeeping(Number(process.argv[housekeepingArg + 1]))));
     return;
   }
   const quick = process.argv.includes('--quick');
@@ -241,6 +307,31 @@ async function main(): Promise<void> {
       ]),
     );
   }
+
+  console.log('\n## Data lifetime: sparse files and garbage collection (memory backends, embedded SQLite)\n');
+  const gcChunks = quick ? 10_000 : 100_000;
+  const hk = JSON.parse(
+    execFileSync(process.execPath, ['--import', 'tsx', SELF, '--housekeeping', String(gcChunks)], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 20,
+    })
+      .trim()
+      .split('\n')
+      .pop()!,
+  ) as HousekeepingResult;
+  console.log(
+    table([
+      ['Test', 'Result'],
+      [
+        'create a 1 TiB sparse file (create, truncate, close)',
+        `${fmt(hk.sparseMs, 1)} ms, record ${hk.sparseRecordBytes} B`,
+      ],
+      [
+        `gc of ${hk.gcChunks.toLocaleString('en-US')} orphan chunks (3 replicas each)`,
+        `${fmt(hk.gcSeconds, 1)} s (${fmt(hk.gcChunks / hk.gcSeconds, 0)} chunks/s)`,
+      ],
+    ]),
+  );
 
   console.log('\n## Encryption cost, 10 MiB objects, memory backends\n');
   const plain = inChild({ kind: 'size', backend: 'memory', size: 10 * MiB, iterations: quick ? 3 : 20, ...base });
