@@ -255,6 +255,11 @@ export class EtcdConnection {
     return this.retrying(deadline, () => this.client.kv.txn(request, { deadline }));
   }
 
+  /** Any other call (leases), retried on transient failures until the deadline. */
+  async call<T>(attempt: (deadline: number) => Promise<T>, deadline = this.deadline()): Promise<T> {
+    return this.retrying(deadline, () => attempt(deadline));
+  }
+
   /** One attempt at a transaction; a transient failure leaves it unknown whether it was applied. */
   async commit(request: ITxnRequest, deadline = this.deadline()): Promise<ITxnResponse> {
     this.ensureOpen();
