@@ -17,6 +17,7 @@ import { BackendSet } from './backend-set.js';
 import { type BucketContext, ChunkStore } from './chunk-store.js';
 import { ObjectReader } from './object-reader.js';
 import { type CommitOptions, defaultAttrs, ObjectWriter, type WriterDeps } from './object-writer.js';
+import { EngineSession, type VersionHold } from './session.js';
 
 export interface OpenOptions {
   collector?: Collector;
@@ -24,6 +25,8 @@ export interface OpenOptions {
   backends?: StorageBackend[];
   /** Use this store instead of opening config.metadata. */
   meta?: MetadataStore;
+  /** What this process is, as `lilio status` lists its session; default: its command line. */
+  role?: string;
 }
 
 export interface CreateBucketOptions {
@@ -41,6 +44,8 @@ export class Lilio {
   readonly ring: HashRing;
   readonly backends: BackendSet;
   readonly chunks: ChunkStore;
+  /** This process's session: what it writes and reads is safe from gc in every process. */
+  readonly session: EngineSession;
   private readonly pools = new Map<number, BufferPool>();
   private readonly buckets = new Map<string, { ctx: BucketContext; generation: number }>();
   private masterKeyCache: Buffer | undefined;
@@ -52,6 +57,7 @@ export class Lilio {
     readonly meta: MetadataStore,
     backends: StorageBackend[],
     readonly collector: Collector,
+    role: string,
   ) {
     this.ring = new HashRing(
       backends.map((b) => b.name),
@@ -70,9 +76,12 @@ export class Lilio {
       cacheBytes: config.cache.size,
       chunksInFlightTotal: config.writes.chunksInFlightTotal,
     });
+    this.session = new EngineSession(meta, { ttlMs: config.sessions.ttlSeconds * 1000, role });
+    this.chunks.onSealed = (chunk) => this.session.noteSealed(chunk);
     this.writerDeps = {
       chunks: this.chunks,
       meta,
+      settle: (chunks) => this.session.settle(chunks),
       pool: (size) => this.pool(size),
       inlineThreshold: config.inlineThreshold,
       chunksInFlightPerObject: config.writes.chunksInFlightPerObject,
@@ -88,7 +97,8 @@ export class Lilio {
       );
     }
     const meta = options.meta ?? openMetadataStore(config.metadata, `${config.home}/meta`);
-    return new Lilio(config, meta, backends, options.collector ?? new NoopCollector());
+    const role = options.role ?? ['lilio', ...process.argv.slice(2, 4)].join(' ');
+    return new Lilio(config, meta, backends, options.collector ?? new NoopCollector(), role);
   }
 
   // ---- buckets ----
@@ -233,13 +243,25 @@ export class Lilio {
   ): AsyncGenerator<Buffer> {
     const bucket = reader.record.bucket;
     let ok = false;
+    // Held for as long as the stream runs: a concurrent overwrite cannot have its chunks reaped.
+    const hold = await this.holdVersion(reader.record);
     try {
       yield* reader.stream(range?.start, range?.end);
       this.collector.recordObjectSize(bucket, reader.size);
       ok = true;
     } finally {
       this.collector.recordObjectOp(bucket, 'get', (performance.now() - started) / 1000, ok);
+      await hold.release();
     }
+  }
+
+  /**
+   * Holds a version's chunks against garbage collection (in every process)
+   * until released: the mount holds the version each open file reads, readers
+   * hold theirs for the length of a read. Never fails.
+   */
+  holdVersion(record: Pick<ObjectRecord, 'chunks'>): Promise<VersionHold> {
+    return this.session.holdVersion(record);
   }
 
   async deleteObject(bucket: string, key: string, expect?: Expect): Promise<ObjectRecord | undefined> {
@@ -256,8 +278,9 @@ export class Lilio {
   }
 
   /** Commits a record derived from an existing one (attributes, xattrs, a rename of its chunks' owner). */
-  commitRecord(draft: ObjectDraft, expect: Expect): Promise<ObjectRecord> {
+  async commitRecord(draft: ObjectDraft, expect: Expect): Promise<ObjectRecord> {
     validateKey(draft.key);
+    await this.session.settle(draft.chunks);
     return this.timedMeta('putObject', () => this.meta.putObject(draft, expect));
   }
 
@@ -270,7 +293,13 @@ export class Lilio {
 
   /**
    * Deletes chunks that stopped being referenced more than the grace period
-   * ago. A chunk whose delete fails on some backend goes back on the queue.
+   * ago, except those a live session holds (the store checks as it hands them
+   * out). Sessions whose lease expired are ended first, so what they held is
+   * released and what they wrote and never committed is queued. A chunk whose
+   * delete fails on some backend goes back on the queue.
+   *
+   * The grace period only guards the short window between a process reading a
+   * record and recording its hold on it (and the batching of write holds).
    */
   async collectGarbage(
     options: { graceMs?: number; limit?: number } = {},
@@ -279,6 +308,11 @@ export class Lilio {
     const limit = options.limit ?? Number.POSITIVE_INFINITY;
     let deleted = 0;
     let retried = 0;
+    try {
+      await this.meta.reapSessions();
+    } catch {
+      // Reaping is retried by the next run; holds of live sessions are checked regardless.
+    }
     while (deleted + retried < limit) {
       // +1: entries queued exactly grace ago are due (with grace 0, everything queued so far).
       const batch = await this.meta.takeGarbage(Date.now() - graceMs + 1, Math.min(500, limit - deleted - retried));
@@ -313,6 +347,7 @@ export class Lilio {
   async close(): Promise<void> {
     clearInterval(this.gcTimer);
     await this.chunks.drain();
+    await this.session.close();
     await this.chunks.repairs.whenIdle();
     this.chunks.repairs.close();
     await this.chunks.close();
@@ -327,6 +362,7 @@ export class Lilio {
         if ((await this.chunks.delete(chunk)).length > 0) leftovers.push(chunk);
       }),
     );
+    await this.session.discarded(chunks);
     // Whatever could not be deleted now is left to garbage collection, immediately eligible.
     if (leftovers.length > 0) await this.meta.queueGarbage(leftovers.map((chunk) => ({ chunk, queuedAt: 0 })));
   }

@@ -16,6 +16,8 @@ export interface WriterDeps {
   chunksInFlightPerObject: number;
   /** Deletes chunks of a write that will never be committed. */
   discard(chunks: ChunkRef[]): Promise<void>;
+  /** Called with a version's chunks just before its commit (see EngineSession.settle). */
+  settle?(chunks: readonly ChunkRef[]): Promise<void>;
 }
 
 export interface CommitOptions {
@@ -127,6 +129,7 @@ export class ObjectWriter {
       if (inline !== undefined) draft.inline = inline;
       if (options.xattrs) draft.xattrs = options.xattrs;
       if (options.contentType) draft.contentType = options.contentType;
+      await this.deps.settle?.(chunks);
       try {
         return await this.deps.meta.putObject(draft, options.expect ?? 'any');
       } catch (err) {
