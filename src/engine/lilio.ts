@@ -333,6 +333,7 @@ export class Lilio {
     }
     this.collector.recordGarbageCollected(deleted);
     this.collector.setGarbageBacklog(await this.meta.garbageCount());
+    this.collector.setLiveSessions((await this.meta.listSessions()).length);
     return { deleted, retried };
   }
 
