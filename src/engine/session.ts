@@ -15,6 +15,12 @@ export interface SessionOptions {
   /** Sealed chunks are recorded as write holds this often, or as soon as this many wait. */
   flushMs?: number;
   flushAt?: number;
+  /**
+   * A read hold is recorded only once the read has lasted this long (a short
+   * GET never writes to the store). Must stay well inside the grace period,
+   * which protects a version between the read of its record and its hold.
+   */
+  readHoldDelayMs?: number;
   log?: (message: string) => void;
 }
 
@@ -22,6 +28,7 @@ interface ReadHold {
   ids: string[];
   /** Its id in the store's current session; undefined until recorded (again). */
   storeId: string | undefined;
+  recording: boolean;
 }
 
 const NO_HOLD: VersionHold = { release: async () => undefined };
@@ -54,6 +61,7 @@ export class EngineSession {
   private readonly writing = new Map<string, ChunkRef>();
   private flushing: Promise<void> | undefined;
   private readonly reads = new Set<ReadHold>();
+  private readTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly log: (message: string) => void;
 
@@ -80,8 +88,8 @@ export class EngineSession {
   noteSealed(chunk: ChunkRef): void {
     if (this.closed) return;
     this.pending.set(chunk.id, chunk);
-    if (this.pending.size >= (this.options.flushAt ?? 64)) void this.flush();
-    else this.flushTimer ??= setTimeout(() => void this.flush(), this.options.flushMs ?? 50).unref();
+    if (this.pending.size >= (this.options.flushAt ?? 64)) void this.flushWrites();
+    else this.flushTimer ??= setTimeout(() => void this.flushWrites(), this.options.flushMs ?? 50).unref();
   }
 
   /**
@@ -113,39 +121,58 @@ export class EngineSession {
     }
   }
 
-  /** Records pending write holds now. */
-  flush(): Promise<void> {
+  /** Records every pending hold (write and read) now. */
+  async flush(): Promise<void> {
+    const reads = this.recordReads();
+    // A batch in flight may leave chunks sealed meanwhile for the next one.
+    await this.flushWrites();
+    await this.flushWrites();
+    await reads;
+  }
+
+  private flushWrites(): Promise<void> {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     if (this.flushing || this.pending.size === 0) return this.flushing ?? Promise.resolve();
     const batch = [...this.pending.values()];
     this.pending.clear();
+    let failed = false;
     this.flushing = this.withSession((id) => this.meta.holdWrites(id, batch))
       .then(
         () => {
           for (const chunk of batch) this.writing.set(chunk.id, chunk);
         },
         (err) => {
+          failed = true;
           this.log(`could not record write holds (retried): ${describeError(err)}`);
           for (const chunk of batch) this.pending.set(chunk.id, chunk);
         },
       )
       .finally(() => {
         this.flushing = undefined;
-        if (this.pending.size > 0 && !this.closed)
-          this.flushTimer ??= setTimeout(() => void this.flush(), 1_000).unref();
+        // Sealed meanwhile: the next batch as usual; a failed batch: again after a pause.
+        if (this.pending.size > 0 && !this.closed) {
+          const pause = failed ? 1_000 : (this.options.flushMs ?? 50);
+          this.flushTimer ??= setTimeout(() => void this.flushWrites(), pause).unref();
+        }
       });
     return this.flushing;
   }
 
   // ---- read holds ----
 
-  /** Holds a version's chunks until released. Never fails: a hold not recorded is retried at renewal. */
+  /**
+   * Holds a version's chunks until released. The hold reaches the store only
+   * if the read lasts past readHoldDelayMs (see SessionOptions). Never fails:
+   * a hold that could not be recorded is retried at renewal.
+   */
   async holdVersion(record: Pick<ObjectRecord, 'chunks'>): Promise<VersionHold> {
     if (record.chunks.length === 0 || this.closed) return NO_HOLD;
-    const hold: ReadHold = { ids: record.chunks.map((c) => c.id), storeId: undefined };
+    const hold: ReadHold = { ids: record.chunks.map((c) => c.id), storeId: undefined, recording: false };
     this.reads.add(hold);
-    await this.recordRead(hold);
+    const delay = this.options.readHoldDelayMs ?? 500;
+    if (delay <= 0) await this.recordRead(hold);
+    else this.readTimer ??= setTimeout(() => void this.recordReads(), delay).unref();
     let released = false;
     return {
       release: async () => {
@@ -172,9 +199,11 @@ export class EngineSession {
     this.closed = true;
     clearInterval(this.renewTimer);
     clearTimeout(this.flushTimer);
-    if (!this.id) return;
+    clearTimeout(this.readTimer);
+    if (!this.id && this.pending.size === 0) return;
     try {
-      await this.flush();
+      await this.flushWrites();
+      if (!this.id) return;
       await this.meta.closeSession(await this.id);
     } catch (err) {
       this.log(`could not close session: ${describeError(err)} (it expires by itself)`);
@@ -198,7 +227,7 @@ export class EngineSession {
     try {
       const id = await this.id;
       if (!(await this.meta.renewSession(id, this.options.ttlMs, this.openFiles))) await this.replace(id);
-      for (const hold of this.reads) if (hold.storeId === undefined) await this.recordRead(hold);
+      await this.recordReads();
     } catch (err) {
       this.log(`could not renew session: ${describeError(err)}`);
     }
@@ -250,13 +279,24 @@ export class EngineSession {
     }
   }
 
+  /** Records the read holds not recorded yet (those still open once the delay is over). */
+  private async recordReads(): Promise<void> {
+    clearTimeout(this.readTimer);
+    this.readTimer = undefined;
+    await Promise.all([...this.reads].filter((h) => h.storeId === undefined).map((h) => this.recordRead(h)));
+  }
+
   private async recordRead(hold: ReadHold): Promise<void> {
+    if (hold.recording) return;
+    hold.recording = true;
     try {
       const storeId = await this.withSession((id) => this.meta.holdRead(id, hold.ids));
       if (this.reads.has(hold)) hold.storeId = storeId;
       else await this.meta.releaseRead(await this.current(), storeId);
     } catch (err) {
       this.log(`could not record a read hold (retried at renewal): ${describeError(err)}`);
+    } finally {
+      hold.recording = false;
     }
   }
 }

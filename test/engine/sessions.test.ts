@@ -103,6 +103,8 @@ t.test('a long read of an overwritten version keeps its chunks until released', 
   const stream = lilio.readObject(reader);
   const first = await stream.next();
   t.notOk(first.done, 'the read has started');
+  // Holds of reads reach the store once a read lasts past readHoldDelayMs; this one has.
+  await lilio.session.flush();
 
   const other = await secondProcess(t, engine);
   await other.putObject('bkt', 'k', pieces(pattern(CHUNK, 2)));
@@ -154,6 +156,29 @@ t.test('a file open on the mount keeps an overwritten or unlinked version readab
   await new Promise((resolve) => setTimeout(resolve, 20));
   t.equal((await other.collectGarbage(everything)).deleted, 6, 'closed: both old versions are collected');
   t.equal((await stored(stores)).size, 1, 'only the new version of kept is left');
+});
+
+t.test('a short read writes nothing to the store; a read that lasts records its hold', async (t) => {
+  const engine = await testEngine({ chunkSize: CHUNK, inlineThreshold: 0 });
+  const { lilio } = engine;
+  t.teardown(() => lilio.close());
+  await lilio.createBucket('bkt');
+  await lilio.putObject('bkt', 'k', pieces(pattern(2 * CHUNK)));
+  let holds = 0;
+  const holdRead = lilio.meta.holdRead.bind(lilio.meta);
+  lilio.meta.holdRead = (session, ids) => {
+    holds++;
+    return holdRead(session, ids);
+  };
+  for (let i = 0; i < 20; i++) await collect(lilio.getObject('bkt', 'k'));
+  t.equal(holds, 0, 'twenty quick GETs, no hold written');
+  const slow = lilio.getObject('bkt', 'k');
+  await slow.next();
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  t.equal(holds, 1, 'a GET still running after the delay is held in the store');
+  t.equal((await lilio.meta.heldChunkIds()).size, 2);
+  await collect(slow);
+  t.equal((await lilio.meta.heldChunkIds()).size, 0, 'and released when it ends');
 });
 
 t.test('a session that stops renewing loses its holds; one that renews recovers them', async (t) => {
