@@ -75,6 +75,13 @@ export interface SessionRecord extends SessionInfo {
  * garbage in the same atomic step, and a commit removes from the garbage
  * queue any chunk it references. So no chunk is forgotten and no live chunk
  * is reaped, whichever process commits.
+ *
+ * Chunks in use: every process holds a session (see openSession) and records
+ * against it the chunks it is writing and the chunks of the versions it reads.
+ * takeGarbage never hands out a chunk a live session holds, and a commit ends
+ * the write holds of the chunks it references in the same atomic step as it
+ * takes them off the queue; so what a session still holds for writing when it
+ * ends was never committed, and is queued.
  */
 export interface MetadataStore {
   readonly type: string;
