@@ -1,11 +1,11 @@
 import type { IKeyValue, ILeaseKeepAliveResponse } from 'etcd3';
 import { NotFoundError, UnavailableError } from '../core/errors.js';
 import type { ChunkRef } from '../core/types.js';
+import { checkTtl } from './commit-rules.js';
 import { decode, type EtcdConnection } from './etcd-client.js';
 import type { GarbageQueue, HoldView, QueueEntry, ReadHoldSnapshot } from './etcd-garbage.js';
 import { type EtcdKeys, encode, newId, successor } from './etcd-keys.js';
 import { TxnPlan } from './etcd-txn.js';
-import { checkTtl } from './memory-sessions.js';
 import type { SessionInfo, SessionRecord } from './store.js';
 
 /**

@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { ExistsError, NotEmptyError, NotFoundError, UnavailableError } from '../core/errors.js';
 import type { BucketRecord, ChunkRef, GarbageEntry, ObjectDraft, ObjectRecord } from '../core/types.js';
-import { batchLimit, checkExpect, checkPrefixRename, orphanedChunks, pageLimit } from './commit-rules.js';
+import { batchLimit, checkExpect, checkPrefixRename, checkTtl, orphanedChunks, pageLimit } from './commit-rules.js';
 import { compareKeys, dirsOf, keySuccessor, levelOf, listStart, parentOf, prefixEnd } from './keyspace.js';
 import { DEFAULT_BUSY_TIMEOUT_MS, openDatabase, type Synchronous, sqliteFailure } from './local-db.js';
 import {
@@ -30,7 +30,6 @@ import {
   type Statements,
   type SummaryRow,
 } from './local-sql.js';
-import { checkTtl } from './memory-sessions.js';
 import type {
   Expect,
   ListOptions,

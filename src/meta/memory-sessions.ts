@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { InvalidError, NotFoundError } from '../core/errors.js';
+import { NotFoundError } from '../core/errors.js';
 import type { ChunkRef } from '../core/types.js';
+import { checkTtl } from './commit-rules.js';
 import type { SessionInfo, SessionRecord } from './store.js';
 
 interface SessionState {
@@ -144,8 +145,4 @@ export class SessionTable {
     if (!state) throw new NotFoundError(`session ${id} has expired or was closed`);
     return state;
   }
-}
-
-export function checkTtl(ttlMs: number): void {
-  if (!Number.isFinite(ttlMs) || ttlMs < 1) throw new InvalidError(`invalid session ttl ${ttlMs} ms`);
 }
