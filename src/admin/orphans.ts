@@ -20,6 +20,8 @@ export interface OrphanReport {
   strays: number;
   /** Chunks younger than the grace period: not examined (an upload in flight may be writing them). */
   young: number;
+  /** Old enough and unreferenced, but held by a live session (being written, or read by an open file): kept. */
+  held: number;
   /** Deletes that failed (retried by the next run). */
   failed: number;
   /** Backends not scanned, and why (down, or unable to tell a chunk's age). */
@@ -38,11 +40,15 @@ const GARBAGE_PAGE = 1_000;
  * chunk committed later was written by an upload still in flight at listing
  * time, which the grace period protects as long as uploads finish within it.
  * Chunks the garbage queue holds are left to the queue (readers of the
- * version they belonged to may still be reading them).
+ * version they belonged to may still be reading them), and chunks a live
+ * session holds are left alone: a file open for longer than the grace period
+ * may have sealed them long ago and commit them only when it closes, or may
+ * still read a version that was replaced or unlinked. The holds too are read
+ * after the listings; the grace period covers a hold recorded after that.
  */
 export async function collectOrphans(lilio: Lilio, options: OrphanOptions): Promise<OrphanReport> {
   const metrics = options.metrics ?? new NoopAdminMetrics();
-  const report: OrphanReport = { listed: 0, orphans: 0, strays: 0, young: 0, failed: 0, skipped: [] };
+  const report: OrphanReport = { listed: 0, orphans: 0, strays: 0, young: 0, held: 0, failed: 0, skipped: [] };
   if (!lilio.meta.peekGarbage) {
     for (const name of lilio.backends.names) {
       report.skipped.push({
@@ -98,15 +104,23 @@ export async function collectOrphans(lilio: Lilio, options: OrphanOptions): Prom
     page = await lilio.meta.peekGarbage(page[page.length - 1]!.chunk.id, GARBAGE_PAGE);
   }
 
-  // 3. Delete what no version places on that backend.
+  const held = await lilio.meta.heldChunkIds();
+
+  // 3. Delete what no version places on that backend and no session holds.
+  const heldSeen = new Set<string>();
   const deletions = [...candidates].flatMap(([name, ids]) =>
     ids.flatMap((id) => {
       if (queued.has(id)) return [];
+      if (held.has(id) && !placement.has(id)) {
+        heldSeen.add(id);
+        return [];
+      }
       const where = placement.get(id);
       if (where?.has(name)) return [];
       return [{ name, id, stray: where !== undefined }];
     }),
   );
+  report.held = heldSeen.size;
   await forEachLimited(deletions, 8, async ({ name, id, stray }) => {
     if (!options.dryRun) {
       try {

@@ -6,7 +6,8 @@ import { withEngine } from './context.js';
 export function renderOrphans(report: OrphanReport, dryRun: boolean): string {
   const lines = [
     `orphans: ${dryRun ? 'would delete' : 'deleted'} ${report.orphans} unreferenced chunk(s) and ${report.strays} stray ` +
-      `replica(s) older than the grace period; ${report.young} younger chunk(s) left alone; ${report.failed} failed ` +
+      `replica(s) older than the grace period; ${report.young} younger and ${report.held} held chunk(s) left alone; ` +
+      `${report.failed} failed ` +
       `(of ${report.listed} listed)`,
   ];
   for (const s of report.skipped) lines.push(`  not scanned: ${s.backend}: ${s.reason}`);

@@ -67,6 +67,7 @@ async function runServer(flags: ServerFlags, command: Command): Promise<void> {
   }
   lilio.startBackgroundGc();
   collector.setGarbageBacklog(await lilio.meta.garbageCount());
+  collector.setLiveSessions((await lilio.meta.listSessions()).length);
   const metricsAddress = metricsServer?.address() as AddressInfo | undefined;
   process.stderr.write(
     `lilio: serving ${url(address)} (${config.source}, N=${config.quorum.n} W=${config.quorum.w} R=${config.quorum.r}${

@@ -78,13 +78,22 @@ export function renderStatus(status: Status & { server?: Record<string, unknown>
       ],
     ]),
   );
+  lines.push('');
+  const sessions = status.sessions ?? [];
+  const sessionRows = [['SESSION', 'PID', 'HOST', 'ROLE', 'STARTED', 'FILES OPEN', 'HELD CHUNKS']];
+  for (const s of sessions) {
+    sessionRows.push([s.id, String(s.pid), s.host, s.role, s.started, String(s.openFiles), String(s.heldChunks)]);
+  }
+  lines.push(sessions.length ? table(sessionRows) : 'no live sessions');
   return lines.join('\n');
 }
 
 export function registerStatusCommand(program: Command): void {
   program
     .command('status')
-    .description('backends (health, latency, chunks, bytes, ring share), buckets, and the repair and gc backlogs')
+    .description(
+      'backends (health, latency, chunks, bytes, ring share), buckets, the repair and gc backlogs, and live sessions',
+    )
     .option('--json', 'print JSON')
     .action(async (options: { json?: boolean }, command: Command) => {
       await withTarget(command, async (target) => {

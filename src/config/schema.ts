@@ -227,6 +227,16 @@ export const configSchema = z
         graceSeconds: z.number().int().min(0).default(600),
       })
       .default({ graceSeconds: 600 }),
+    sessions: z
+      .strictObject({
+        /**
+         * Every process holds a session in the metadata store, renewed every
+         * ttl/3; what a process that stops renewing held (chunks it was writing
+         * or reading) is released this long after its last renewal.
+         */
+        ttlSeconds: z.number().int().min(1).max(3600).default(60),
+      })
+      .default({ ttlSeconds: 60 }),
     cache: z.strictObject({ size: size.default(256 * MiB) }).default({ size: 256 * MiB }),
   })
   .superRefine((config, ctx) => {

@@ -52,6 +52,11 @@ export class ChunkStore {
   /** Replica writes not finished yet, stragglers after quorum included. */
   private readonly unsettled = new Set<Promise<void>>();
   private readonly codec: ChunkCodec;
+  /**
+   * Told of every chunk sealed, before its replicas are written: the engine's
+   * session records a write hold for it, so no gc deletes it before its commit.
+   */
+  onSealed: ((chunk: ChunkRef) => void) | undefined;
   /** Ciphertext buffers of full chunks, by stored size: encrypted writes reuse them like plaintext ones. */
   private readonly storedPools = new Map<number, BufferPool>();
 
@@ -92,6 +97,7 @@ export class ChunkStore {
         checksum: sealed.checksum,
         replicas: this.ring.place(id, this.options.n),
       };
+      this.onSealed?.(chunk);
       const replicated = writeReplicas(
         this.backends,
         this.collector,

@@ -44,7 +44,13 @@ export class CommitOutcomes {
    * nothing else references (for a version built on an older one, not the
    * chunks it reuses); if the commit does not land they become garbage.
    */
-  async put(draft: ObjectDraft, expect: Expect, fresh: readonly ChunkRef[]): Promise<ObjectRecord> {
+  async put(
+    draft: ObjectDraft,
+    expect: Expect,
+    fresh: readonly ChunkRef[],
+    /** Told which chunks went to the garbage queue (their writer's holds may go now). */
+    onQueued?: (chunks: ChunkRef[]) => Promise<void>,
+  ): Promise<ObjectRecord> {
     try {
       return await this.meta.putObject(draft, expect);
     } catch (err) {
@@ -57,7 +63,10 @@ export class CommitOutcomes {
       const garbage = fresh.filter((c) => !kept.has(c.id)).map((chunk) => ({ chunk, queuedAt }));
       let fate = `its ${garbage.length} new chunk(s) are queued as garbage, in case it still lands`;
       try {
-        if (garbage.length > 0) await this.meta.queueGarbage(garbage);
+        if (garbage.length > 0) {
+          await this.meta.queueGarbage(garbage);
+          await onQueued?.(garbage.map((g) => g.chunk));
+        }
       } catch (queueErr) {
         fate = `its new chunks are left for the orphan pass of \`lilio gc\` (queueing them failed: ${describeError(queueErr)})`;
       }

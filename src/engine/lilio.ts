@@ -26,6 +26,8 @@ import { openXattrs } from './xattrs.js';
 /** Attribute updates of one bucket racing with others: retried this often, then the conflict is reported. */
 const BUCKET_UPDATE_ATTEMPTS = 10;
 
+import { EngineSession, type VersionHold } from './session.js';
+
 export interface OpenOptions {
   collector?: Collector;
   /** Use these instead of building backends from config.storages (tests, fault injection). */
@@ -34,6 +36,8 @@ export interface OpenOptions {
   meta?: MetadataStore;
   /** How long a commit whose answer was lost is read back before its outcome is left unknown (default 30 s). */
   commitReadBackMs?: number;
+  /** What this process is, as `lilio status` lists its session; default: its command line. */
+  role?: string;
 }
 
 /** Long enough for an etcd leader election or a restarted member; a close(2) waits this long at worst. */
@@ -54,6 +58,8 @@ export class Lilio {
   readonly ring: HashRing;
   readonly backends: BackendSet;
   readonly chunks: ChunkStore;
+  /** This process's session: what it writes and reads is safe from gc in every process. */
+  readonly session: EngineSession;
   private readonly pools = new Map<number, BufferPool>();
   private readonly buckets = new Map<string, { ctx: BucketContext; generation: number }>();
   private masterKeyCache: Buffer | undefined;
@@ -68,6 +74,7 @@ export class Lilio {
     backends: StorageBackend[],
     readonly collector: Collector,
     commitReadBackMs: number,
+    role: string,
   ) {
     this.outcomes = new CommitOutcomes(meta, { budgetMs: commitReadBackMs });
     this.ring = new HashRing(
@@ -87,9 +94,12 @@ export class Lilio {
       cacheBytes: config.cache.size,
       chunksInFlightTotal: config.writes.chunksInFlightTotal,
     });
+    this.session = new EngineSession(meta, { ttlMs: config.sessions.ttlSeconds * 1000, role });
+    this.chunks.onSealed = (chunk) => this.session.noteSealed(chunk);
     this.writerDeps = {
       chunks: this.chunks,
       meta,
+      settle: (chunks) => this.session.settle(chunks),
       pool: (size) => this.pool(size),
       inlineThreshold: config.inlineThreshold,
       chunksInFlightPerObject: config.writes.chunksInFlightPerObject,
@@ -106,12 +116,14 @@ export class Lilio {
       );
     }
     const meta = options.meta ?? openMetadataStore(config.metadata, `${config.home}/meta`);
+    const role = options.role ?? ['lilio', ...process.argv.slice(2, 4)].join(' ');
     return new Lilio(
       config,
       meta,
       backends,
       options.collector ?? new NoopCollector(),
       options.commitReadBackMs ?? COMMIT_READ_BACK_MS,
+      role,
     );
   }
 
@@ -284,13 +296,25 @@ export class Lilio {
   ): AsyncGenerator<Buffer> {
     const bucket = reader.record.bucket;
     let ok = false;
+    // Held for as long as the stream runs: a concurrent overwrite cannot have its chunks reaped.
+    const hold = await this.holdVersion(reader.record);
     try {
       yield* reader.stream(range?.start, range?.end);
       this.collector.recordObjectSize(bucket, reader.size);
       ok = true;
     } finally {
       this.collector.recordObjectOp(bucket, 'get', (performance.now() - started) / 1000, ok);
+      await hold.release();
     }
+  }
+
+  /**
+   * Holds a version's chunks against garbage collection (in every process)
+   * until released: the mount holds the version each open file reads, readers
+   * hold theirs for the length of a read. Never fails.
+   */
+  holdVersion(record: Pick<ObjectRecord, 'chunks'>): Promise<VersionHold> {
+    return this.session.holdVersion(record);
   }
 
   async deleteObject(bucket: string, key: string, expect?: Expect): Promise<ObjectRecord | undefined> {
@@ -319,9 +343,13 @@ export class Lilio {
    * queued as garbage (never deleted at once). Whoever gets CommitUnknownError
    * from here must not delete them either.
    */
-  commitRecord(draft: ObjectDraft, expect: Expect, fresh: readonly ChunkRef[] = []): Promise<ObjectRecord> {
+  async commitRecord(draft: ObjectDraft, expect: Expect, fresh: readonly ChunkRef[] = []): Promise<ObjectRecord> {
     validateKey(draft.key);
-    return this.timedMeta('putObject', () => this.outcomes.put(draft, expect, fresh));
+    // Holds queued for these chunks land first: a hold written after the commit would outlive it.
+    await this.session.settle(draft.chunks);
+    return this.timedMeta('putObject', () =>
+      this.outcomes.put(draft, expect, fresh, (queued) => this.session.discarded(queued)),
+    );
   }
 
   async list(bucket: string, options: ListOptions = {}): Promise<ListPage> {
@@ -346,7 +374,13 @@ export class Lilio {
 
   /**
    * Deletes chunks that stopped being referenced more than the grace period
-   * ago. A chunk whose delete fails on some backend goes back on the queue.
+   * ago, except those a live session holds (the store checks as it hands them
+   * out). Sessions whose lease expired are ended first, so what they held is
+   * released and what they wrote and never committed is queued. A chunk whose
+   * delete fails on some backend goes back on the queue.
+   *
+   * The grace period only guards the short window between a process reading a
+   * record and recording its hold on it (and the batching of write holds).
    */
   async collectGarbage(
     options: { graceMs?: number; limit?: number } = {},
@@ -355,6 +389,11 @@ export class Lilio {
     const limit = options.limit ?? Number.POSITIVE_INFINITY;
     let deleted = 0;
     let retried = 0;
+    try {
+      await this.meta.reapSessions();
+    } catch {
+      // Reaping is retried by the next run; holds of live sessions are checked regardless.
+    }
     while (deleted + retried < limit) {
       // +1: entries queued exactly grace ago are due (with grace 0, everything queued so far).
       const batch = await this.meta.takeGarbage(Date.now() - graceMs + 1, Math.min(500, limit - deleted - retried));
@@ -375,6 +414,7 @@ export class Lilio {
     }
     this.collector.recordGarbageCollected(deleted);
     this.collector.setGarbageBacklog(await this.meta.garbageCount());
+    this.collector.setLiveSessions((await this.meta.listSessions()).length);
     return { deleted, retried };
   }
 
@@ -389,6 +429,7 @@ export class Lilio {
   async close(): Promise<void> {
     clearInterval(this.gcTimer);
     await this.chunks.drain();
+    await this.session.close();
     await this.chunks.repairs.whenIdle();
     this.chunks.repairs.close();
     await this.chunks.close();
@@ -403,6 +444,7 @@ export class Lilio {
         if ((await this.chunks.delete(chunk)).length > 0) leftovers.push(chunk);
       }),
     );
+    await this.session.discarded(chunks);
     // Whatever could not be deleted now is left to garbage collection, immediately eligible.
     if (leftovers.length > 0) await this.meta.queueGarbage(leftovers.map((chunk) => ({ chunk, queuedAt: 0 })));
   }

@@ -18,6 +18,8 @@ export interface WriterDeps {
   discard(chunks: ChunkRef[]): Promise<void>;
   /** Commits a version whose `fresh` chunks were written for it (Lilio.commitRecord: resolves lost answers). */
   commit(draft: ObjectDraft, expect: Expect, fresh: readonly ChunkRef[]): Promise<ObjectRecord>;
+  /** Called with a version's chunks just before its commit (see EngineSession.settle). */
+  settle?(chunks: readonly ChunkRef[]): Promise<void>;
 }
 
 export interface CommitOptions {

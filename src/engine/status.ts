@@ -1,4 +1,5 @@
 import type { ChunkRef } from '../core/types.js';
+import type { SessionRecord } from '../meta/store.js';
 import type { Lilio } from './lilio.js';
 
 /**
@@ -65,6 +66,18 @@ export interface GcBacklog {
   graceSeconds: number;
 }
 
+/** A process using the store, with what it holds against gc. */
+export interface SessionStatus {
+  id: string;
+  pid: number;
+  host: string;
+  role: string;
+  started: string;
+  expires: string;
+  openFiles: number;
+  heldChunks: number;
+}
+
 export interface Status {
   config: string;
   quorum: { n: number; w: number; r: number; readMode: string };
@@ -73,6 +86,8 @@ export interface Status {
   buckets: BucketInfo[];
   repair: RepairBacklog;
   gc: GcBacklog;
+  /** Live sessions: every process that holds chunks or has used the store for writing or reading. */
+  sessions: SessionStatus[];
 }
 
 /** One bucket's settings and totals (bucket info, status). */
@@ -187,6 +202,20 @@ export async function collectStatus(lilio: Lilio, options: { repairQueue?: boole
     buckets,
     repair,
     gc: await gcBacklog(lilio),
+    sessions: (await lilio.meta.listSessions()).map(sessionStatus),
+  };
+}
+
+function sessionStatus(session: SessionRecord): SessionStatus {
+  return {
+    id: session.id,
+    pid: session.pid,
+    host: session.host,
+    role: session.role,
+    started: new Date(session.startedAt).toISOString(),
+    expires: new Date(session.expiresAt).toISOString(),
+    openFiles: session.openFiles,
+    heldChunks: session.heldChunks,
   };
 }
 

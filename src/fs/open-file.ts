@@ -102,6 +102,27 @@ export class OpenFile implements DirtyHolder {
     this.xattrs = base?.xattrs ? { ...base.xattrs } : undefined;
     this.chunkSize = base && base.chunks.length > 0 ? base.chunkSize : ctx.record.chunkSize;
     this.seals = new Semaphore(limits.sealsInFlight);
+    this.holdBase(base);
+  }
+
+  // ---- the read hold on the base version (sessions) ----
+
+  private baseHold: ReturnType<Lilio['holdVersion']> | undefined;
+
+  /**
+   * Holds the version this file reads against gc in every process, until the
+   * base changes or the last handle goes (unlinked files included): another
+   * process may replace or delete it while it is open here.
+   */
+  private holdBase(record: ObjectRecord | undefined): void {
+    const previous = this.baseHold;
+    this.baseHold = record && record.chunks.length > 0 ? this.lilio.holdVersion(record) : undefined;
+    void previous?.then((hold) => hold.release());
+  }
+
+  /** The file is no longer open: the version it read may be collected. */
+  closed(): void {
+    this.holdBase(undefined);
   }
 
   // ---- reads ----
@@ -355,6 +376,7 @@ export class OpenFile implements DirtyHolder {
       if (record.layout === 'extents' && this.layers) this.layers.committed();
       else this.layers = undefined;
       this.inlineLimit = record.inline !== undefined ? record.size : 0;
+      this.holdBase(record);
       this.inlineBytes = undefined;
       this.cachedReader = undefined;
       this.dirty = false;

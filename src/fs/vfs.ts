@@ -333,6 +333,7 @@ export class Vfs {
   }
 
   private forget(file: OpenFile): void {
+    if (file.handles === 0) file.closed();
     if (this.files.get(fileKey(file.bucket, file.key)) === file) this.files.delete(fileKey(file.bucket, file.key));
   }
 
@@ -351,8 +352,12 @@ export class Vfs {
     }
     const ctx = await this.lilio.bucket(where.bucket);
     const file = new OpenFile(this.lilio, ctx, where.bucket, where.key, entry.record, entry.record.attrs, this.options);
-    await file.truncate(size);
-    await file.commit();
+    try {
+      await file.truncate(size);
+      await file.commit();
+    } finally {
+      file.closed();
+    }
   }
 
   async ftruncate(fd: number, size: number): Promise<void> {

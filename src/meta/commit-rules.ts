@@ -88,3 +88,8 @@ export function checkPrefixRename(fromPrefix: string, toPrefix: string): void {
     throw new InvalidError(`cannot move "${fromPrefix}" into itself ("${toPrefix}")`);
   }
 }
+
+/** A session's lease length: at least a millisecond (etcd rounds it up to whole seconds). */
+export function checkTtl(ttlMs: number): void {
+  if (!Number.isFinite(ttlMs) || ttlMs < 1) throw new InvalidError(`invalid session ttl ${ttlMs} ms`);
+}

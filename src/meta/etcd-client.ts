@@ -278,6 +278,11 @@ export class EtcdConnection {
     return this.retrying(deadline, () => this.client.kv.txn(request, { deadline }));
   }
 
+  /** Any other call (leases), retried on transient failures until the deadline. */
+  async call<T>(attempt: (deadline: number) => Promise<T>, deadline = this.deadline()): Promise<T> {
+    return this.retrying(deadline, () => attempt(deadline));
+  }
+
   /**
    * A transaction, sent until it reaches etcd once: a failure that proves it
    * never left (see neverSent) is retried until the deadline, then thrown as

@@ -48,6 +48,24 @@ export interface GarbageChange {
   rescueDirs: [string, string][];
 }
 
+/** A queue entry; with `heldBy` it is a write hold of that session, not garbage (see etcd-sessions.ts). */
+export interface QueueEntry extends GarbageEntry {
+  heldBy?: string;
+}
+
+/** The chunks live sessions read, and the fence key as it was when they were read. */
+export interface ReadHoldSnapshot {
+  ids: Set<string>;
+  fence: IKeyValue | undefined;
+}
+
+/** What the queue asks of the sessions (set by EtcdSessions). */
+export interface HoldView {
+  reads(): Promise<ReadHoldSnapshot>;
+  /** Queue entries that are write holds, not garbage. */
+  writeHeldCount(): Promise<number>;
+}
+
 export interface ChunkSources {
   chunksAt(bucket: string, key: string): Promise<string[]>;
   chunksUnder(bucket: string, dirId: string): AsyncIterable<string[]>;
@@ -62,6 +80,7 @@ const INDEX_READ = 4096;
 
 export class GarbageQueue {
   private draining: Promise<void> | undefined;
+  holds: HoldView | undefined;
 
   constructor(
     private readonly conn: EtcdConnection,
@@ -148,15 +167,25 @@ export class GarbageQueue {
 
   async count(): Promise<number> {
     await this.drain();
-    return this.queueSize();
+    const size = await this.queueSize();
+    return size === 0 ? 0 : size - ((await this.holds?.writeHeldCount()) ?? 0);
   }
 
+  /** Garbage entries in chunk id order; write holds (entries with `heldBy`) are not garbage and left out. */
   async peek(afterChunkId: string | undefined, limit: number): Promise<GarbageEntry[]> {
     await this.drain();
     const range = this.keys.garbageQueue();
-    const from = afterChunkId === undefined ? range.key : successor(this.keys.garbage(afterChunkId));
-    const found = await this.conn.range({ key: from, range_end: range.end, limit });
-    return found.kvs.map((kv) => decode<GarbageEntry>(kv.value, 'a garbage entry'));
+    let from = afterChunkId === undefined ? range.key : successor(this.keys.garbage(afterChunkId));
+    const entries: GarbageEntry[] = [];
+    for (;;) {
+      const found = await this.conn.range({ key: from, range_end: range.end, limit: limit - entries.length });
+      for (const kv of found.kvs) {
+        const { heldBy, ...entry } = decode<QueueEntry>(kv.value, 'a garbage entry');
+        if (heldBy === undefined) entries.push(entry);
+      }
+      if (!found.more || found.kvs.length === 0 || entries.length >= limit) return entries;
+      from = successor(found.kvs.at(-1)!.key);
+    }
   }
 
   async queue(entries: GarbageEntry[]): Promise<void> {
@@ -211,11 +240,12 @@ export class GarbageQueue {
         keys_only: true,
       });
       if (index.kvs.length === 0) break;
+      const held = (await this.holds?.reads()) ?? { ids: new Set<string>(), fence: undefined };
       const batches: IKeyValue[][] = [];
       for (let i = 0; i < index.kvs.length; i += this.takeBatch) batches.push(index.kvs.slice(i, i + this.takeBatch));
       let retry: Buffer | undefined;
       await inParallel(batches, PARALLEL, async (batch) => {
-        const got = await this.takeBatchOf(batch);
+        const got = await this.takeBatchOf(batch, held);
         if (got) taken.push(...got);
         else if (!retry || Buffer.compare(batch[0]!.key, retry) < 0) retry = batch[0]!.key;
       });
@@ -229,20 +259,29 @@ export class GarbageQueue {
     return Math.floor((this.maxOps - 1) / 2);
   }
 
-  /** Takes the entries behind some age-index keys in one transaction; undefined if it lost a race. */
-  private async takeBatchOf(indexKeys: IKeyValue[]): Promise<GarbageEntry[] | undefined> {
+  /**
+   * Takes the entries behind some age-index keys in one transaction; undefined
+   * if it lost a race. Chunks that live sessions read stay queued, and the
+   * transaction is fenced on the read holds not having changed since `held` was
+   * read: a hold placed meanwhile makes it read them again.
+   */
+  private async takeBatchOf(indexKeys: IKeyValue[], held: ReadHoldSnapshot): Promise<GarbageEntry[] | undefined> {
     const candidates = indexKeys.map((kv) => ({ indexKey: kv.key, at: this.keys.parseGarbageByAge(kv.key) }));
     const existing = await this.existing(candidates.map((c) => c.at[1]));
     const plan = new TxnPlan();
     const journal = this.keys.journalRange();
     plan.emptyRange(journal.key, journal.end);
+    if (held.fence) plan.unchanged(held.fence.key, held.fence.mod_revision);
+    else plan.absent(this.keys.holdFence());
     const batch: GarbageEntry[] = [];
     for (const { indexKey, at } of candidates) {
+      if (held.ids.has(at[1])) continue;
       const kv = existing.get(at[1]);
-      const entry = kv && decode<GarbageEntry>(kv.value, 'a garbage entry');
+      const entry = kv && decode<QueueEntry>(kv.value, 'a garbage entry');
       plan.delete(indexKey);
-      // An index entry left by a rescue, or by queuing the chunk again later, only goes.
-      if (!kv || !entry || entry.queuedAt !== at[0]) continue;
+      // An index entry left by a rescue, or by queuing the chunk again later, only goes (a write
+      // hold has no index entry of its own; one left from before the hold is such a leftover).
+      if (!kv || !entry || entry.queuedAt !== at[0] || entry.heldBy !== undefined) continue;
       plan.unchanged(kv.key, kv.mod_revision);
       plan.delete(kv.key);
       batch.push(entry);
@@ -251,13 +290,18 @@ export class GarbageQueue {
     return result.succeeded ? batch : undefined;
   }
 
-  private putEntry(plan: TxnPlan, entry: GarbageEntry): void {
+  putEntry(plan: TxnPlan, entry: QueueEntry): void {
+    if (entry.heldBy !== undefined) {
+      // A write hold: no age-index entry, so takes never come across it.
+      plan.put(this.keys.garbage(entry.chunk.id), encode(entry));
+      return;
+    }
     plan.put(this.keys.garbage(entry.chunk.id), encode(entry));
     plan.put(this.keys.garbageByAge(entry.queuedAt, entry.chunk.id), Buffer.alloc(0));
   }
 
   /** The queue entries of some chunks (those queued), read a transaction's worth at a time, several at once. */
-  private async existing(chunkIds: string[]): Promise<Map<string, IKeyValue>> {
+  async existing(chunkIds: string[]): Promise<Map<string, IKeyValue>> {
     const found = new Map<string, IKeyValue>();
     const batches: string[][] = [];
     for (let i = 0; i < chunkIds.length; i += this.maxOps) batches.push(chunkIds.slice(i, i + this.maxOps));

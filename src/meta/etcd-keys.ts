@@ -13,6 +13,12 @@ import type { ChunkRef, GarbageEntry, ObjectRecord } from '../core/types.js';
  *   P/g/c/<chunk>                    garbage: the chunk and when it was queued
  *   P/g/t/<queuedAt>/<chunk>         garbage by age (a hint; P/g/c decides)
  *   P/j/<id>                         garbage journal: queue changes too big for their commit
+ *   P/s/l/<session>                  a live session (attached to its lease: gone when it expires)
+ *   P/s/r/<session>/<hold>/<n>       part n of a read hold's chunk ids (attached to the lease)
+ *   P/s/h                            rewritten by every read hold: garbage takes fence on it
+ *   P/s/w/<session>/<chunk>          a write hold's index entry (not leased: outlives the session,
+ *                                    so the reaper finds what it wrote); the hold itself is
+ *                                    P/g/c/<chunk> with `heldBy`, which a commit's rescue deletes
  *
  * Directories have ids, as inodes do: a directory's entries live under its
  * id, so one level is one range read (objects and subdirectories sorted
@@ -133,6 +139,47 @@ export class EtcdKeys {
       .toString('utf8')
       .split('/');
     return [Number(time), chunkId ?? ''];
+  }
+
+  session(id: string): Buffer {
+    return this.key(`s/l/${id}`);
+  }
+
+  sessions(): KeyRange {
+    return this.range(`${this.root}/s/l/`);
+  }
+
+  readHold(session: string, hold: string, part: number): Buffer {
+    return this.key(`s/r/${session}/${hold}/${part}`);
+  }
+
+  readHolds(session?: string): KeyRange {
+    return this.range(`${this.root}/s/r/${session === undefined ? '' : `${session}/`}`);
+  }
+
+  readHoldsOf(session: string, hold: string): KeyRange {
+    return this.range(`${this.root}/s/r/${session}/${hold}/`);
+  }
+
+  holdFence(): Buffer {
+    return this.key('s/h');
+  }
+
+  writeHold(session: string, chunkId: string): Buffer {
+    return this.key(`s/w/${session}/${chunkId}`);
+  }
+
+  writeHolds(session?: string): KeyRange {
+    return this.range(`${this.root}/s/w/${session === undefined ? '' : `${session}/`}`);
+  }
+
+  /** [session, chunkId] of a write hold's index key. */
+  parseWriteHold(key: Buffer): [string, string] {
+    const [session, chunkId] = key
+      .subarray(Buffer.byteLength(`${this.root}/s/w/`))
+      .toString('utf8')
+      .split('/');
+    return [session ?? '', chunkId ?? ''];
   }
 
   journal(id: string): Buffer {

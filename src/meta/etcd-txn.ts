@@ -35,8 +35,9 @@ export class TxnPlan {
     this.compare({ key, range_end: end, target: 'Version', result: 'Equal', version: 0 });
   }
 
-  put(key: Buffer, value: Buffer): void {
-    this.write(key, { request_put: { key, value } });
+  /** Puts a value; with a lease, etcd deletes the key when the lease expires. */
+  put(key: Buffer, value: Buffer, lease?: string): void {
+    this.write(key, { request_put: lease === undefined ? { key, value } : { key, value, lease } });
   }
 
   delete(key: Buffer): void {

@@ -14,7 +14,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { ExistsError, InvalidError, NotEmptyError, NotFoundError } from '../core/errors.js';
-import type { BucketRecord, GarbageEntry, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
+import type { BucketRecord, ChunkRef, GarbageEntry, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
 import { batchLimit, updatedBucket } from './commit-rules.js';
 import { BlobStore } from './etcd-blobs.js';
 import { KeyCache } from './etcd-cache.js';
@@ -25,12 +25,12 @@ import { TreeReader, type WalkItem } from './etcd-listing.js';
 import { Locator } from './etcd-locate.js';
 import { ObjectCommits } from './etcd-objects.js';
 import { PathResolver, versionOf } from './etcd-paths.js';
-
 import { recordOf } from './etcd-records.js';
+import { EtcdSessions } from './etcd-sessions.js';
 import { TxnPlan } from './etcd-txn.js';
 import { ChangeFeed } from './etcd-watch.js';
 import { isMarker, keySuccessor } from './keyspace.js';
-import type { Expect, ListOptions, ListPage, MetadataStore, NameLookup } from './store.js';
+import type { Expect, ListOptions, ListPage, MetadataStore, NameLookup, SessionInfo, SessionRecord } from './store.js';
 
 const ITERATE_BATCH = 256;
 
@@ -42,6 +42,7 @@ export class EtcdMetadataStore implements MetadataStore {
   private readonly reader: TreeReader;
   private readonly blobs: BlobStore;
   private readonly garbage: GarbageQueue;
+  private readonly sessions: EtcdSessions;
   private readonly locator: Locator;
   private readonly commits: ObjectCommits;
   private readonly feed: ChangeFeed;
@@ -76,6 +77,7 @@ export class EtcdMetadataStore implements MetadataStore {
       chunksAt: async (bucket, key) => (await this.getObject(bucket, key))?.chunks.map((c) => c.id) ?? [],
       chunksUnder: (bucket, dirId) => this.reader.chunkIdsUnder(bucket, dirId),
     });
+    this.sessions = new EtcdSessions(this.conn, this.keys, this.garbage);
     this.locator = new Locator(this.conn, this.keys, this.paths, this.blobs, this.garbage);
     this.commits = new ObjectCommits(
       this.conn,
@@ -277,6 +279,61 @@ export class EtcdMetadataStore implements MetadataStore {
     this.conn.ensureOpen();
     batchLimit(limit);
     return this.garbage.peek(afterChunkId, limit);
+  }
+
+  // ---- sessions (see etcd-sessions.ts) ----
+
+  openSession(info: SessionInfo, ttlMs: number): Promise<string> {
+    this.conn.ensureOpen();
+    return this.sessions.open(info, ttlMs);
+  }
+
+  renewSession(id: string, ttlMs: number, openFiles: number): Promise<boolean> {
+    this.conn.ensureOpen();
+    return this.sessions.renew(id, ttlMs, openFiles);
+  }
+
+  async closeSession(id: string): Promise<void> {
+    this.conn.ensureOpen();
+    await this.sessions.close(id);
+    this.changed();
+  }
+
+  listSessions(): Promise<SessionRecord[]> {
+    this.conn.ensureOpen();
+    return this.sessions.list();
+  }
+
+  async reapSessions(): Promise<number> {
+    this.conn.ensureOpen();
+    const ended = await this.sessions.reap();
+    if (ended > 0) this.changed();
+    return ended;
+  }
+
+  holdWrites(session: string, chunks: ChunkRef[]): Promise<void> {
+    this.conn.ensureOpen();
+    return this.sessions.holdWrites(session, chunks);
+  }
+
+  releaseWrites(session: string, chunkIds: string[]): Promise<void> {
+    this.conn.ensureOpen();
+    return this.sessions.releaseWrites(session, chunkIds);
+  }
+
+  holdRead(session: string, chunkIds: string[]): Promise<string> {
+    this.conn.ensureOpen();
+    return this.sessions.holdRead(session, chunkIds);
+  }
+
+  releaseRead(session: string, holdId: string): Promise<void> {
+    this.conn.ensureOpen();
+    return this.sessions.releaseRead(session, holdId);
+  }
+
+  heldChunkIds(): Promise<Set<string>> {
+    this.conn.ensureOpen();
+    return this.sessions.heldChunkIds();
   }
 
   generation(): number {

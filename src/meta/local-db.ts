@@ -17,7 +17,8 @@ import {
  */
 
 export const DB_FILE = 'lilio.db';
-export const SCHEMA_VERSION = 1;
+/** 1: objects, dirs, garbage. 2: sessions and their holds (added to a version-1 file in place). */
+export const SCHEMA_VERSION = 2;
 
 /**
  * How long a writer waits for another process's transaction before giving up
@@ -87,6 +88,38 @@ CREATE TABLE counters (
   value INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
 INSERT INTO counters (name, value) VALUES ('version', 0);
+`;
+
+/**
+ * Sessions (schema 2): one row per process using the store, alive while
+ * expires_at is in the future (renewed by its owner). Holds name chunks by id:
+ * write_holds has one row per sealed, uncommitted chunk (a commit deletes the
+ * rows of the chunks it references); read_holds one row per chunk of each
+ * version an open file reads. Both are read only when garbage is handed out
+ * (keyed by chunk id for that) and dropped by session (indexed for that).
+ */
+const SESSIONS_SCHEMA = `
+CREATE TABLE sessions (
+  id TEXT PRIMARY KEY,
+  info TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  open_files INTEGER NOT NULL DEFAULT 0
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE write_holds (
+  chunk_id TEXT PRIMARY KEY,
+  session TEXT NOT NULL,
+  chunk TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX write_holds_by_session ON write_holds (session);
+
+CREATE TABLE read_holds (
+  chunk_id TEXT NOT NULL,
+  session TEXT NOT NULL,
+  hold TEXT NOT NULL,
+  PRIMARY KEY (chunk_id, session, hold)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX read_holds_by_session ON read_holds (session, hold);
 `;
 
 export type Synchronous = 'normal' | 'full';
@@ -171,9 +204,13 @@ function migrate(db: Database.Database, file: string): void {
       `metadata database ${file} has schema ${version}, newer than this Lilio understands (${SCHEMA_VERSION})`,
     );
   }
-  const tables = db.prepare<[], number>("SELECT count(*) FROM sqlite_schema WHERE type = 'table'").pluck().get();
-  if (tables) throw new IntegrityError(`${file} is a SQLite database but not a Lilio metadata store`);
-  db.exec(SCHEMA);
+  if (version === 0) {
+    const tables = db.prepare<[], number>("SELECT count(*) FROM sqlite_schema WHERE type = 'table'").pluck().get();
+    if (tables) throw new IntegrityError(`${file} is a SQLite database but not a Lilio metadata store`);
+    db.exec(SCHEMA);
+  }
+  // Every step from the file's version on, in the one transaction the caller opened.
+  if (version < 2) db.exec(SESSIONS_SCHEMA);
   db.pragma(`user_version = ${SCHEMA_VERSION}`);
 }
 

@@ -134,9 +134,15 @@ export function prepareStatements(db: Database.Database) {
     enqueue: db.prepare<[string, string, number]>(
       `INSERT INTO garbage (chunk_id, chunk, queued_at) VALUES (?, ?, ?) ${ENQUEUE}`,
     ),
-    takeGarbage: db.prepare<[number, number], GarbageRow>(
+    // Chunks a live session holds stay queued: checked in the statement that takes the rest.
+    takeGarbage: db.prepare<{ before: number; now: number; limit: number }, GarbageRow>(
       `DELETE FROM garbage WHERE chunk_id IN (
-         SELECT chunk_id FROM garbage WHERE queued_at < ? ORDER BY queued_at, chunk_id LIMIT ?)
+         SELECT g.chunk_id FROM garbage g WHERE g.queued_at < :before
+           AND NOT EXISTS (SELECT 1 FROM read_holds h JOIN sessions s ON s.id = h.session
+                           WHERE h.chunk_id = g.chunk_id AND s.expires_at > :now)
+           AND NOT EXISTS (SELECT 1 FROM write_holds w JOIN sessions s ON s.id = w.session
+                           WHERE w.chunk_id = g.chunk_id AND s.expires_at > :now)
+         ORDER BY g.queued_at, g.chunk_id LIMIT :limit)
        RETURNING chunk, queued_at`,
     ),
     peekGarbage: db.prepare<[string, number], GarbageRow>(
@@ -144,7 +150,63 @@ export function prepareStatements(db: Database.Database) {
     ),
     garbageCount: db.prepare<[], number>('SELECT count(*) FROM garbage').pluck(),
 
+    ...sessionStatements(db),
+
     dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
+  };
+}
+
+export interface SessionRow {
+  id: string;
+  info: string;
+  expires_at: number;
+  open_files: number;
+  held: number;
+}
+
+/** Sessions and holds (see SESSIONS_SCHEMA in local-db.ts). */
+function sessionStatements(db: Database.Database) {
+  return {
+    insertSession: db.prepare<[string, string, number]>('INSERT INTO sessions (id, info, expires_at) VALUES (?, ?, ?)'),
+    renewSession: db.prepare<[number, number, string, number]>(
+      'UPDATE sessions SET expires_at = ?, open_files = ? WHERE id = ? AND expires_at > ?',
+    ),
+    liveSession: db.prepare<[string, number], number>('SELECT 1 FROM sessions WHERE id = ? AND expires_at > ?').pluck(),
+    expiredSessions: db.prepare<[number], string>('SELECT id FROM sessions WHERE expires_at <= ?').pluck(),
+    deleteSession: db.prepare<[string]>('DELETE FROM sessions WHERE id = ?'),
+    listSessions: db.prepare<[number], SessionRow>(
+      `SELECT s.id, s.info, s.expires_at, s.open_files,
+         (SELECT count(*) FROM (SELECT chunk_id FROM write_holds WHERE session = s.id
+                                UNION SELECT chunk_id FROM read_holds WHERE session = s.id)) AS held
+       FROM sessions s WHERE s.expires_at > ? ORDER BY s.id`,
+    ),
+    // A write hold that outlives its session was never committed (commits delete theirs): garbage.
+    queueWriteHolds: db.prepare<[number, string]>(
+      `INSERT INTO garbage (chunk_id, chunk, queued_at) SELECT chunk_id, chunk, ? FROM write_holds WHERE session = ?
+       ${ENQUEUE}`,
+    ),
+    dropWriteHolds: db.prepare<[string]>('DELETE FROM write_holds WHERE session = ?'),
+    dropReadHolds: db.prepare<[string]>('DELETE FROM read_holds WHERE session = ?'),
+    holdWrite: db.prepare<[string, string, string]>(
+      `INSERT INTO write_holds (chunk_id, session, chunk) VALUES (?, ?, ?)
+       ON CONFLICT (chunk_id) DO UPDATE SET session = excluded.session, chunk = excluded.chunk`,
+    ),
+    releaseWrite: db.prepare<[string, string]>('DELETE FROM write_holds WHERE chunk_id = ? AND session = ?'),
+    holdRead: db.prepare<[string, string, string]>(
+      'INSERT INTO read_holds (chunk_id, session, hold) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+    ),
+    releaseRead: db.prepare<[string, string]>('DELETE FROM read_holds WHERE session = ? AND hold = ?'),
+    anyWriteHold: db.prepare<[], number>('SELECT EXISTS (SELECT 1 FROM write_holds)').pluck(),
+    clearWriteHold: db.prepare<[string]>('DELETE FROM write_holds WHERE chunk_id = ?'),
+    clearWriteHolds: db.prepare<[string]>(
+      "DELETE FROM write_holds WHERE chunk_id IN (SELECT value ->> 'id' FROM json_each(?))",
+    ),
+    heldChunks: db
+      .prepare<[number, number], string>(
+        `SELECT w.chunk_id FROM write_holds w JOIN sessions s ON s.id = w.session WHERE s.expires_at > ?
+         UNION SELECT h.chunk_id FROM read_holds h JOIN sessions s ON s.id = h.session WHERE s.expires_at > ?`,
+      )
+      .pluck(),
   };
 }
 

@@ -15,6 +15,7 @@
  * that transaction. Readers never wait for writers in WAL mode. Work that can
  * happen outside the lock (JSON encoding, parsing returned records) does.
  */
+import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { CommitUnknownError, ExistsError, NotEmptyError, NotFoundError, UnavailableError } from '../core/errors.js';
 import type { BucketRecord, ChunkRef, GarbageEntry, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
@@ -22,6 +23,7 @@ import {
   batchLimit,
   checkExpect,
   checkPrefixRename,
+  checkTtl,
   orphanedChunks,
   pageLimit,
   updatedBucket,
@@ -36,7 +38,15 @@ import {
   type Statements,
   type SummaryRow,
 } from './local-sql.js';
-import type { Expect, ListOptions, ListPage, MetadataStore, ObjectSummary } from './store.js';
+import type {
+  Expect,
+  ListOptions,
+  ListPage,
+  MetadataStore,
+  ObjectSummary,
+  SessionInfo,
+  SessionRecord,
+} from './store.js';
 
 export interface LocalMetadataOptions {
   /** A directory; the database is DIR/lilio.db. Created when missing. */
@@ -280,7 +290,7 @@ export class LocalMetadataStore implements MetadataStore {
 
   async takeGarbage(queuedBefore: number, limit: number): Promise<GarbageEntry[]> {
     batchLimit(limit);
-    const rows = this.write(() => this.sql.takeGarbage.all(queuedBefore, limit));
+    const rows = this.write(() => this.sql.takeGarbage.all({ before: queuedBefore, now: Date.now(), limit }));
     return rows.map((row) => this.toGarbage(row)).sort((a, b) => a.queuedAt - b.queuedAt);
   }
 
@@ -299,6 +309,84 @@ export class LocalMetadataStore implements MetadataStore {
     batchLimit(limit);
     const rows = this.read(() => this.sql.peekGarbage.all(afterChunkId ?? '', limit));
     return rows.map((row) => this.toGarbage(row));
+  }
+
+  async openSession(info: SessionInfo, ttlMs: number): Promise<string> {
+    checkTtl(ttlMs);
+    const id = randomBytes(8).toString('hex');
+    const text = JSON.stringify(info);
+    this.write(() => this.sql.insertSession.run(id, text, Date.now() + ttlMs));
+    return id;
+  }
+
+  async renewSession(id: string, ttlMs: number, openFiles: number): Promise<boolean> {
+    checkTtl(ttlMs);
+    const now = Date.now();
+    return this.write(() => this.sql.renewSession.run(now + ttlMs, openFiles, id, now).changes > 0);
+  }
+
+  async closeSession(id: string): Promise<void> {
+    this.write(() => this.endSession(id, Date.now()));
+  }
+
+  async listSessions(): Promise<SessionRecord[]> {
+    const rows = this.read(() => this.sql.listSessions.all(Date.now()));
+    return rows
+      .map((row) => ({
+        ...this.parse<SessionInfo>(row.info, `session ${row.id}`),
+        id: row.id,
+        expiresAt: row.expires_at,
+        openFiles: row.open_files,
+        heldChunks: row.held,
+      }))
+      .sort((a, b) => a.startedAt - b.startedAt || (a.id < b.id ? -1 : 1));
+  }
+
+  async reapSessions(): Promise<number> {
+    const now = Date.now();
+    return this.write(() => {
+      const expired = this.sql.expiredSessions.all(now);
+      for (const id of expired) this.endSession(id, now);
+      return expired.length;
+    });
+  }
+
+  async holdWrites(session: string, chunks: ChunkRef[]): Promise<void> {
+    if (chunks.length === 0) return;
+    const rows = chunks.map((chunk) => [chunk.id, JSON.stringify(chunk)] as const);
+    this.write(() => {
+      this.requireSession(session);
+      const queued = this.sql.anyGarbage.get();
+      for (const [id, text] of rows) {
+        this.sql.holdWrite.run(id, session, text);
+        if (queued) this.sql.rescueChunk.run(id);
+      }
+    });
+  }
+
+  async releaseWrites(session: string, chunkIds: string[]): Promise<void> {
+    if (chunkIds.length === 0) return;
+    this.write(() => {
+      for (const id of chunkIds) this.sql.releaseWrite.run(id, session);
+    });
+  }
+
+  async holdRead(session: string, chunkIds: string[]): Promise<string> {
+    const hold = randomBytes(8).toString('hex');
+    this.write(() => {
+      this.requireSession(session);
+      for (const id of chunkIds) this.sql.holdRead.run(id, session, hold);
+    });
+    return hold;
+  }
+
+  async releaseRead(session: string, holdId: string): Promise<void> {
+    this.write(() => this.sql.releaseRead.run(session, holdId));
+  }
+
+  async heldChunkIds(): Promise<Set<string>> {
+    const now = Date.now();
+    return new Set(this.read(() => this.sql.heldChunks.all(now, now), true));
   }
 
   /** Other connections' commits move data_version, ours move `commits`: the sum moves on either. */
@@ -355,6 +443,18 @@ export class LocalMetadataStore implements MetadataStore {
     if (this.closed) throw new UnavailableError(`metadata database ${this.file} is closed`);
   }
 
+  private requireSession(id: string): void {
+    if (!this.sql.liveSession.get(id, Date.now())) throw new NotFoundError(`session ${id} has expired or was closed`);
+  }
+
+  /** Inside a write: read holds vanish, write holds (never committed) become garbage, the session goes. */
+  private endSession(id: string, now: number): void {
+    this.sql.queueWriteHolds.run(now, id);
+    this.sql.dropWriteHolds.run(id);
+    this.sql.dropReadHolds.run(id);
+    this.sql.deleteSession.run(id);
+  }
+
   private requireBucket(name: string): void {
     if (!this.sql.bucketExists.get(name)) throw new NotFoundError(`bucket ${name} does not exist`);
   }
@@ -384,14 +484,24 @@ export class LocalMetadataStore implements MetadataStore {
     for (const chunk of orphanedChunks(old, kept)) this.sql.enqueue.run(chunk.id, JSON.stringify(chunk), now);
   }
 
-  /** Takes the chunks a commit references off the garbage queue; `chunks` is `chunkList` parsed, if at hand. */
+  /**
+   * Takes the chunks a commit references off the garbage queue and ends their
+   * write holds (they are committed now); `chunks` is `chunkList` parsed, if at hand.
+   */
   private rescue(chunkList: string, chunks?: readonly ChunkRef[]): void {
-    if (chunkList === '[]' || !this.sql.anyGarbage.get()) return;
+    if (chunkList === '[]') return;
+    const queued = this.sql.anyGarbage.get();
+    const held = this.sql.anyWriteHold.get();
+    if (!queued && !held) return;
     if (chunks && chunks.length <= RESCUE_ONE_BY_ONE) {
-      for (const chunk of chunks) this.sql.rescueChunk.run(chunk.id);
+      for (const chunk of chunks) {
+        if (queued) this.sql.rescueChunk.run(chunk.id);
+        if (held) this.sql.clearWriteHold.run(chunk.id);
+      }
       return;
     }
-    this.sql.rescueChunks.run(chunkList);
+    if (queued) this.sql.rescueChunks.run(chunkList);
+    if (held) this.sql.clearWriteHolds.run(chunkList);
   }
 
   /** Every directory `key` lives in (a marker: itself too) exists after this. */

@@ -1,5 +1,5 @@
 import { ExistsError, NotEmptyError, NotFoundError, UnavailableError } from '../core/errors.js';
-import type { BucketRecord, GarbageEntry, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
+import type { BucketRecord, ChunkRef, GarbageEntry, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
 import {
   batchLimit,
   checkExpect,
@@ -9,7 +9,16 @@ import {
   updatedBucket,
 } from './commit-rules.js';
 import { compareKeys, dirsOf, isMarker, keySuccessor, levelOf, listStart, parentOf } from './keyspace.js';
-import type { Expect, ListOptions, ListPage, MetadataStore, ObjectSummary } from './store.js';
+import { SessionTable } from './memory-sessions.js';
+import type {
+  Expect,
+  ListOptions,
+  ListPage,
+  MetadataStore,
+  ObjectSummary,
+  SessionInfo,
+  SessionRecord,
+} from './store.js';
 
 /**
  * Metadata held in this process only: for tests and throw-away runs. Every
@@ -37,6 +46,7 @@ export class MemoryMetadataStore implements MetadataStore {
   readonly type = 'memory';
   private readonly buckets = new Map<string, BucketState>();
   private readonly garbage = new Map<string, GarbageEntry>();
+  private readonly sessions = new SessionTable();
   private lastVersion = 0;
   private commits = 0;
   private closed = false;
@@ -199,8 +209,9 @@ export class MemoryMetadataStore implements MetadataStore {
   async takeGarbage(queuedBefore: number, limit: number): Promise<GarbageEntry[]> {
     this.open();
     batchLimit(limit);
+    const held = this.sessions.held();
     const due = [...this.garbage.values()]
-      .filter((entry) => entry.queuedAt < queuedBefore)
+      .filter((entry) => entry.queuedAt < queuedBefore && !held.has(entry.chunk.id))
       .sort((a, b) => a.queuedAt - b.queuedAt || compareKeys(a.chunk.id, b.chunk.id))
       .slice(0, limit);
     for (const entry of due) this.garbage.delete(entry.chunk.id);
@@ -229,6 +240,59 @@ export class MemoryMetadataStore implements MetadataStore {
       .map((entry) => structuredClone(entry));
   }
 
+  async openSession(info: SessionInfo, ttlMs: number): Promise<string> {
+    this.open();
+    return this.sessions.open(info, ttlMs);
+  }
+
+  async renewSession(id: string, ttlMs: number, openFiles: number): Promise<boolean> {
+    this.open();
+    return this.sessions.renew(id, ttlMs, openFiles);
+  }
+
+  async closeSession(id: string): Promise<void> {
+    this.open();
+    this.queueHeld(this.sessions.close(id));
+  }
+
+  async listSessions(): Promise<SessionRecord[]> {
+    this.open();
+    return this.sessions.list();
+  }
+
+  async reapSessions(): Promise<number> {
+    this.open();
+    const { ended, writes } = this.sessions.reap();
+    this.queueHeld(writes);
+    return ended;
+  }
+
+  async holdWrites(session: string, chunks: ChunkRef[]): Promise<void> {
+    this.open();
+    this.sessions.holdWrites(session, chunks);
+    for (const chunk of chunks) this.garbage.delete(chunk.id);
+  }
+
+  async releaseWrites(session: string, chunkIds: string[]): Promise<void> {
+    this.open();
+    this.sessions.releaseWrites(session, chunkIds);
+  }
+
+  async holdRead(session: string, chunkIds: string[]): Promise<string> {
+    this.open();
+    return this.sessions.holdRead(session, chunkIds);
+  }
+
+  async releaseRead(session: string, holdId: string): Promise<void> {
+    this.open();
+    this.sessions.releaseRead(session, holdId);
+  }
+
+  async heldChunkIds(): Promise<Set<string>> {
+    this.open();
+    return this.sessions.held();
+  }
+
   generation(): number {
     return this.commits;
   }
@@ -254,7 +318,16 @@ export class MemoryMetadataStore implements MetadataStore {
     for (const chunk of orphanedChunks(old.chunks, successor?.chunks)) this.enqueue({ chunk, queuedAt });
   }
 
+  /** Write holds that outlived their session were never committed: garbage now. */
+  private queueHeld(chunks: ChunkRef[]): void {
+    const queuedAt = Date.now();
+    for (const chunk of chunks) this.enqueue({ chunk, queuedAt });
+    if (chunks.length > 0) this.commits++;
+  }
+
+  /** A commit references these chunks: off the garbage queue, and their write holds end. */
   private rescue(record: ObjectRecord): void {
+    this.sessions.committed(record.chunks);
     if (this.garbage.size === 0) return;
     for (const chunk of record.chunks) this.garbage.delete(chunk.id);
   }

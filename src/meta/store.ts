@@ -1,4 +1,4 @@
-import type { BucketRecord, GarbageEntry, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
+import type { BucketRecord, ChunkRef, GarbageEntry, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
 
 /**
  * What a commit expects of the key's current record:
@@ -45,6 +45,27 @@ export interface NameLookup {
   dir: boolean;
 }
 
+/** Who holds a session: a process using the engine (mount, server, CLI, admin). */
+export interface SessionInfo {
+  pid: number;
+  host: string;
+  /** The command or role: "mount /mnt/lilio", "server", "cli get", ... */
+  role: string;
+  /** Milliseconds since the epoch. */
+  startedAt: number;
+}
+
+/** A live session as listSessions reports it. */
+export interface SessionRecord extends SessionInfo {
+  id: string;
+  /** When its lease runs out unless renewed, milliseconds since the epoch. */
+  expiresAt: number;
+  /** Files the process reported open at its last renewal. */
+  openFiles: number;
+  /** Distinct chunks it holds (being written, or read by its open files). */
+  heldChunks: number;
+}
+
 /**
  * The one contract every metadata store implements (memory, local SQLite,
  * etcd). All methods are atomic: a failure changes nothing.
@@ -54,6 +75,13 @@ export interface NameLookup {
  * garbage in the same atomic step, and a commit removes from the garbage
  * queue any chunk it references. So no chunk is forgotten and no live chunk
  * is reaped, whichever process commits.
+ *
+ * Chunks in use: every process holds a session (see openSession) and records
+ * against it the chunks it is writing and the chunks of the versions it reads.
+ * takeGarbage never hands out a chunk a live session holds, and a commit ends
+ * the write holds of the chunks it references in the same atomic step as it
+ * takes them off the queue; so what a session still holds for writing when it
+ * ends was never committed, and is queued.
  */
 export interface MetadataStore {
   readonly type: string;
@@ -103,7 +131,11 @@ export interface MetadataStore {
   /** Every object of a bucket with its chunks, in key order (for scrub, gc, dump). */
   iterateObjects(bucket: string): AsyncIterable<ObjectRecord>;
 
-  /** Hands out (and removes from the queue) garbage queued before `queuedBefore`. */
+  /**
+   * Hands out (and removes from the queue) garbage queued before `queuedBefore`,
+   * except chunks a live session holds, which stay queued: the holds are checked in
+   * the same atomic step that takes an entry, so the answer is true when it is given.
+   */
   takeGarbage(queuedBefore: number, limit: number): Promise<GarbageEntry[]>;
   /** Puts chunks (back) on the garbage queue, e.g. after a failed delete or an aborted write. */
   queueGarbage(entries: GarbageEntry[]): Promise<void>;
@@ -116,6 +148,45 @@ export interface MetadataStore {
    * safely. Optional: without it, dumps leave the queue out.
    */
   peekGarbage?(afterChunkId: string | undefined, limit: number): Promise<GarbageEntry[]>;
+
+  // ---- sessions and holds ----
+  //
+  // Garbage collection never deletes a chunk that a live session holds: takeGarbage
+  // re-checks the holds in the same atomic step that takes a chunk off the queue, and
+  // the orphan scan skips heldChunkIds(). Write holds are cleared by the commit that
+  // references their chunks, in its own atomic step (as it rescues them from the queue),
+  // so a write hold that outlives its session was never committed: it becomes garbage.
+
+  /** Starts a session whose lease runs out `ttlMs` from now unless renewed; returns its id. */
+  openSession(info: SessionInfo, ttlMs: number): Promise<string>;
+  /**
+   * Extends a live session's lease by `ttlMs` from now and records how many files
+   * it has open. Returns false, changing nothing, if the session has expired or is
+   * gone (its holds may already be released): the caller must open a new one.
+   */
+  renewSession(id: string, ttlMs: number, openFiles: number): Promise<boolean>;
+  /** Ends a session: read holds vanish, write holds (never committed) are queued as garbage. */
+  closeSession(id: string): Promise<void>;
+  /** Live sessions (lease not expired), oldest first. */
+  listSessions(): Promise<SessionRecord[]>;
+  /**
+   * Ends every session whose lease has expired, as closeSession would. Whichever
+   * process collects garbage calls it. Returns how many sessions it ended.
+   */
+  reapSessions(): Promise<number>;
+  /**
+   * Records write holds: chunks the session sealed and has not committed yet. Also
+   * takes them off the garbage queue (a session that lost its lease re-records
+   * what it still holds). NotFoundError if the session is not live.
+   */
+  holdWrites(session: string, chunks: ChunkRef[]): Promise<void>;
+  /** Drops write holds of chunks the session deleted itself (a discarded write). */
+  releaseWrites(session: string, chunkIds: string[]): Promise<void>;
+  /** Holds the chunks of a version the session reads; returns the hold's id. NotFoundError if not live. */
+  holdRead(session: string, chunkIds: string[]): Promise<string>;
+  releaseRead(session: string, holdId: string): Promise<void>;
+  /** Every chunk id held, for writing or reading, by a live session. */
+  heldChunkIds(): Promise<Set<string>>;
 
   /**
    * A number that changes whenever any process commits to this store. Cheap

@@ -36,6 +36,8 @@ export interface Collector {
   recordGarbageCollected(chunks: number): void;
   /** Chunks waiting on the garbage queue (in or past their grace period). */
   setGarbageBacklog(count: number): void;
+  /** Live sessions in the metadata store (processes using it), as of the last garbage collection run. */
+  setLiveSessions(count: number): void;
   /** Scrub progress: chunks checked since the last call, and damaged (missing or corrupt) replicas among them. */
   recordScrubbed(chunks: number, damagedReplicas: number): void;
   /** A scrub pass over everything it was asked to check finished. */

@@ -16,6 +16,7 @@ export class NoopCollector implements Collector {
   recordMetaOp(): void {}
   recordGarbageCollected(): void {}
   setGarbageBacklog(): void {}
+  setLiveSessions(): void {}
   recordScrubbed(): void {}
   recordScrubFinished(): void {}
   recordUnderReplicated(): void {}

@@ -36,6 +36,7 @@ export class PrometheusCollector implements Collector {
   private readonly gcRuns: Counter;
   private readonly gcLastRun: Gauge;
   private readonly garbageBacklog: Gauge;
+  private readonly liveSessions: Gauge;
   private readonly scrubChunks: Counter;
   private readonly scrubDamaged: Counter;
   private readonly scrubRuns: Counter;
@@ -167,6 +168,11 @@ export class PrometheusCollector implements Collector {
       help: 'Chunks waiting on the garbage queue, as of the last garbage collection run.',
       registers,
     });
+    this.liveSessions = new Gauge({
+      name: 'lilio_sessions_live',
+      help: 'Live sessions in the metadata store (processes using it), as of the last garbage collection run.',
+      registers,
+    });
     this.scrubChunks = new Counter({
       name: 'lilio_scrub_chunks_checked_total',
       help: 'Chunks whose replicas a scrub has checked.',
@@ -280,6 +286,10 @@ export class PrometheusCollector implements Collector {
 
   setGarbageBacklog(count: number): void {
     this.garbageBacklog.set(count);
+  }
+
+  setLiveSessions(count: number): void {
+    this.liveSessions.set(count);
   }
 
   recordScrubbed(chunks: number, damagedReplicas: number): void {

@@ -160,7 +160,8 @@ t.test('status in a terminal: aligned tables and the backlogs in words', async (
   t.same(cells('photos'), ['photos', 'no', '2', '3 MiB', '4', '1 MiB']);
   t.same(cells('secret'), ['secret', 'yes', '1', '195 KiB', '4', '64 KiB']);
   t.match(text, /\nrepair backlog: {2}1 under-replicated chunk\(s\), 1 missing replica\(s\), 0 lost\n/);
-  t.match(text, /\ngc backlog: {6}2 chunk\(s\) queued, 0 past the 600 s grace period \(lilio gc deletes those\)\n?$/);
+  t.match(text, /\ngc backlog: {6}2 chunk\(s\) queued, 0 past the 600 s grace period \(lilio gc deletes those\)\n/);
+  t.match(text, /\nno live sessions\n?$/, 'the CLI commands that wrote closed their sessions as they exited');
 });
 
 t.test('a backend that is down is shown as DOWN, and its replicas as missing', async (t) => {

@@ -3,6 +3,7 @@ import type { GarbageEntry, ObjectDraft, ObjectRecord } from '../../src/core/typ
 import type { MetadataStore } from '../../src/meta/store.js';
 import { bucketRecord, byteOrder, chunkRef, FUTURE, objectDraft } from './meta-fixtures.js';
 import { listingContract } from './meta-listing.js';
+import { sessionsContract } from './meta-sessions.js';
 
 /**
  * The contract every MetadataStore must pass (memory, local SQLite, etcd),
@@ -398,4 +399,5 @@ export function metaContract(t: Test, factory: MetaFactory): void {
   });
 
   listingContract(t, fresh);
+  sessionsContract(t, fresh);
 }

@@ -89,6 +89,35 @@ t.test('a lock held past the busy timeout is UnavailableError', async (t) => {
   await store.putObject(objectDraft('photos', 'k'), 'any');
 });
 
+t.test('a schema-1 file (before sessions) is migrated in place, its records and garbage kept', async (t) => {
+  const dir = await tempDir(t);
+  const old = LocalMetadataStore.open({ path: dir });
+  await old.createBucket(bucketRecord('photos'));
+  const record = await old.putObject(objectDraft('photos', 'a'), 'absent');
+  await old.putObject(objectDraft('photos', 'a'), 'any');
+  await old.close();
+  // What a file written by the release before sessions looks like.
+  const raw = new Database(join(dir, DB_FILE));
+  raw.exec('DROP TABLE read_holds; DROP TABLE write_holds; DROP TABLE sessions;');
+  raw.pragma('user_version = 1');
+  raw.close();
+
+  const store = LocalMetadataStore.open({ path: dir });
+  t.teardown(() => store.close());
+  t.equal(rawDb(t, dir).pragma('user_version', { simple: true }), 2);
+  t.equal((await store.getObject('photos', 'a'))?.key, 'a');
+  t.same(
+    (await store.peekGarbage(undefined, 10)).map((g) => g.chunk.id),
+    record.chunks.map((c) => c.id),
+  );
+  const session = await store.openSession({ pid: 1, host: 'h', role: 'r', startedAt: 0 }, 60_000);
+  await store.holdRead(
+    session,
+    record.chunks.map((c) => c.id),
+  );
+  t.same(await store.takeGarbage(Date.now() + 1, 10), [], 'holds work on the migrated file');
+});
+
 t.test('a damaged or foreign database file is refused with its path', async (t) => {
   const dir = await tempDir(t);
   await writeFile(join(dir, DB_FILE), Buffer.alloc(8192, 7));

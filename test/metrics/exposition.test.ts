@@ -115,6 +115,7 @@ t.test("a server and a mount export the design series, the operator series and t
     'lilio_gc_chunks_deleted_total',
     'lilio_gc_runs_total',
     'lilio_garbage_backlog',
+    'lilio_sessions_live',
     'lilio_scrub_chunks_checked_total',
     'lilio_scrub_damaged_replicas_total',
     'lilio_metadata_op_duration_seconds_bucket',
