@@ -17,6 +17,10 @@ import { BackendSet } from './backend-set.js';
 import { type BucketContext, ChunkStore } from './chunk-store.js';
 import { ObjectReader } from './object-reader.js';
 import { type CommitOptions, defaultAttrs, ObjectWriter, type WriterDeps } from './object-writer.js';
+import { sweepTemporaryFiles, type TemporaryFileSweep } from './temporary-files.js';
+
+/** How often a long-running process sweeps temporary files: they appear only when a writer is killed. */
+const TEMPORARY_SWEEP_INTERVAL_MS = 60 * 60_000;
 
 export interface OpenOptions {
   collector?: Collector;
@@ -45,6 +49,7 @@ export class Lilio {
   private readonly buckets = new Map<string, { ctx: BucketContext; generation: number }>();
   private masterKeyCache: Buffer | undefined;
   private gcTimer: NodeJS.Timeout | undefined;
+  private lastTemporarySweep = 0;
   readonly writerDeps: WriterDeps;
 
   private constructor(
@@ -302,11 +307,31 @@ export class Lilio {
     return { deleted, retried };
   }
 
-  /** Collects garbage every `intervalMs` in long-running processes (mount, server). */
+  /**
+   * Removes temporary files older than the grace period that writes cut short
+   * left on local backends and storage nodes (see temporary-files.ts).
+   */
+  sweepTemporaryFiles(options: { graceMs?: number } = {}): Promise<TemporaryFileSweep> {
+    return sweepTemporaryFiles(this.backends, options.graceMs ?? this.config.gc.graceSeconds * 1000);
+  }
+
+  /**
+   * Housekeeping in long-running processes (mount, server): the garbage queue
+   * every `intervalMs`, and temporary files at the first round and then every
+   * TEMPORARY_SWEEP_INTERVAL_MS (a sweep walks every fan-out directory).
+   */
   startBackgroundGc(intervalMs = 60_000): void {
     if (this.gcTimer) return;
-    this.gcTimer = setInterval(() => void this.collectGarbage().catch(() => undefined), intervalMs);
+    this.gcTimer = setInterval(() => void this.backgroundGc().catch(() => undefined), intervalMs);
     this.gcTimer.unref();
+  }
+
+  private async backgroundGc(): Promise<void> {
+    await this.collectGarbage();
+    if (Date.now() - this.lastTemporarySweep >= TEMPORARY_SWEEP_INTERVAL_MS) {
+      this.lastTemporarySweep = Date.now();
+      await this.sweepTemporaryFiles();
+    }
   }
 
   /** Waits for background replica writes and repairs, then releases every resource. */
