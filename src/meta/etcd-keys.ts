@@ -13,6 +13,7 @@ import type { ChunkRef, GarbageEntry, ObjectRecord } from '../core/types.js';
  *   P/g/c/<chunk>                    garbage: the chunk and when it was queued
  *   P/g/t/<queuedAt>/<chunk>         garbage by age (a hint; P/g/c decides)
  *   P/j/<id>                         garbage journal: queue changes too big for their commit
+ *   P/r/<chunk>                      repair queue: the chunk and the backends lacking a replica (etcd-repairs.ts)
  *
  * Directories have ids, as inodes do: a directory's entries live under its
  * id, so one level is one range read (objects and subdirectories sorted

@@ -10,6 +10,7 @@ import {
   UnavailableError,
   UnsupportedError,
 } from '../core/errors.js';
+import { REPAIRS_SCHEMA } from './local-repairs.js';
 
 /**
  * The SQLite file behind LocalMetadataStore: where it lives, how a connection
@@ -17,7 +18,7 @@ import {
  */
 
 export const DB_FILE = 'lilio.db';
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /**
  * How long a writer waits for another process's transaction before giving up
@@ -126,17 +127,31 @@ export function openDatabase(
   }
 }
 
+/**
+ * How a database of schema version v becomes v + 1: MIGRATIONS[v]. A new
+ * database gets SCHEMA (version 1) and then every step, so the two paths
+ * cannot drift apart. Steps only add: a process of an older Lilio refuses
+ * the newer file (user_version) rather than misreading it.
+ */
+const MIGRATIONS: Record<number, string> = {
+  1: REPAIRS_SCHEMA,
+};
+
 function migrate(db: Database.Database, file: string): void {
-  const version = db.pragma('user_version', { simple: true }) as number;
+  let version = db.pragma('user_version', { simple: true }) as number;
   if (version === SCHEMA_VERSION) return;
   if (version > SCHEMA_VERSION) {
     throw new UnsupportedError(
       `metadata database ${file} has schema ${version}, newer than this Lilio understands (${SCHEMA_VERSION})`,
     );
   }
-  const tables = db.prepare<[], number>("SELECT count(*) FROM sqlite_schema WHERE type = 'table'").pluck().get();
-  if (tables) throw new IntegrityError(`${file} is a SQLite database but not a Lilio metadata store`);
-  db.exec(SCHEMA);
+  if (version === 0) {
+    const tables = db.prepare<[], number>("SELECT count(*) FROM sqlite_schema WHERE type = 'table'").pluck().get();
+    if (tables) throw new IntegrityError(`${file} is a SQLite database but not a Lilio metadata store`);
+    db.exec(SCHEMA);
+    version = 1;
+  }
+  for (; version < SCHEMA_VERSION; version++) db.exec(MIGRATIONS[version]!);
   db.pragma(`user_version = ${SCHEMA_VERSION}`);
 }
 

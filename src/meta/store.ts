@@ -1,4 +1,4 @@
-import type { BucketRecord, GarbageEntry, ObjectDraft, ObjectRecord } from '../core/types.js';
+import type { BucketRecord, ChunkRef, GarbageEntry, ObjectDraft, ObjectRecord } from '../core/types.js';
 
 /**
  * What a commit expects of the key's current record:
@@ -43,6 +43,25 @@ export interface NameLookup {
   marker?: ObjectRecord;
   /** Whether `key/` is a directory: it has a marker or keys below it. */
   dir: boolean;
+}
+
+/**
+ * A chunk with replicas to rewrite: found missing or corrupt by a read, or
+ * missed by a write. Kept in the store, so that a repair a process could not
+ * finish (it stopped, or the backend was down) is finished by the next one.
+ */
+export interface RepairEntry {
+  chunk: ChunkRef;
+  /** The backends of its replica set that lack a good replica; never empty, no duplicates. */
+  backends: string[];
+  /** When the chunk was first queued, milliseconds since the epoch. */
+  queuedAt: number;
+}
+
+/** Replicas a repair has dealt with: see MetadataStore.clearRepairs. */
+export interface RepairDone {
+  chunkId: string;
+  backends: string[];
 }
 
 /**
@@ -109,6 +128,25 @@ export interface MetadataStore {
    * safely. Optional: without it, dumps leave the queue out.
    */
   peekGarbage?(afterChunkId: string | undefined, limit: number): Promise<GarbageEntry[]>;
+
+  /**
+   * Queues replicas for repair. The queue holds one entry per chunk, so it
+   * grows with the chunks under-replicated, never with how often they are
+   * found so (a backend that stays down costs one entry per chunk it should
+   * hold): an entry for a chunk already queued gains the backends it lacked
+   * and keeps its first queuedAt.
+   */
+  queueRepairs(entries: RepairEntry[]): Promise<void>;
+  /**
+   * Takes backends off their chunk's entry (rewritten, or nothing left to
+   * copy from); an entry goes with its last backend. Chunks or backends not
+   * queued are ignored.
+   */
+  clearRepairs(done: RepairDone[]): Promise<void>;
+  /** The queue in chunk id order, starting after `afterChunkId` (page with the last id returned). */
+  peekRepairs(afterChunkId: string | undefined, limit: number): Promise<RepairEntry[]>;
+  /** Number of chunks with replicas waiting for repair. */
+  repairCount(): Promise<number>;
 
   /**
    * A number that changes whenever any process commits to this store. Cheap

@@ -140,3 +140,28 @@ t.test('differential: random operations leave SQLite exactly where the memory st
   t.same(new Set(dirs), directoriesOf(keys), 'a directory row exists exactly where keys are under it');
   t.ok(keys.length > 10, `${keys.length} keys at the end`);
 });
+
+t.test('a schema 1 database (before the repair queue) migrates on open and keeps its data', async (t) => {
+  const dir = await tempDir(t);
+  const first = LocalMetadataStore.open({ path: dir });
+  await first.createBucket(bucketRecord('photos'));
+  const committed = await first.putObject(objectDraft('photos', 'kept.jpg'), 'absent');
+  await first.close();
+  // What a Lilio of schema 1 left: no repairs table.
+  const raw = new Database(join(dir, DB_FILE));
+  raw.exec('DROP TABLE repairs');
+  raw.pragma('user_version = 1');
+  raw.close();
+
+  const store = LocalMetadataStore.open({ path: dir });
+  t.teardown(() => store.close());
+  const db = rawDb(t, dir);
+  t.equal(db.pragma('user_version', { simple: true }), 2, 'now schema 2');
+  t.strictSame(await store.getObject('photos', 'kept.jpg'), committed, 'objects survive the migration');
+  const chunk = committed.chunks[0]!;
+  await store.queueRepairs([{ chunk, backends: ['disk-a'], queuedAt: 1 }]);
+  t.equal(await store.repairCount(), 1, 'the repair queue works');
+  const again = LocalMetadataStore.open({ path: dir });
+  t.strictSame(await again.peekRepairs(undefined, 5), [{ chunk, backends: ['disk-a'], queuedAt: 1 }], 'and persists');
+  await again.close();
+});
