@@ -38,6 +38,8 @@ export function registerGcCommand(program: Command): void {
           graceMs = seconds * 1000;
         }
         await withEngine(command, async (lilio) => {
+          // Repairs recorded by any process, before deleting anything: they concern live data.
+          const repairs = options.dryRun ? undefined : await lilio.finishRepairs();
           const queue = options.dryRun ? { deleted: 0, retried: 0 } : await lilio.collectGarbage({ graceMs });
           const waiting = await lilio.meta.garbageCount();
           const grace = graceMs ?? lilio.config.gc.graceSeconds * 1000;
@@ -48,7 +50,7 @@ export function registerGcCommand(program: Command): void {
           const temporaryFiles =
             options.queueOnly || options.dryRun ? undefined : await lilio.sweepTemporaryFiles({ graceMs: grace });
           if (options.json) {
-            console.log(JSON.stringify({ queue: { ...queue, waiting }, orphans, temporaryFiles }, null, 2));
+            console.log(JSON.stringify({ queue: { ...queue, waiting }, orphans, temporaryFiles, repairs }, null, 2));
             return;
           }
           console.log(
@@ -56,6 +58,11 @@ export function registerGcCommand(program: Command): void {
           );
           if (orphans) console.log(renderOrphans(orphans, options.dryRun ?? false));
           if (temporaryFiles) console.log(renderTemporaryFiles(temporaryFiles));
+          if (repairs) {
+            console.log(
+              `recorded repairs: rewrote ${repairs.repaired} replica(s); ${repairs.waiting} chunk(s) still wait (backend down?)`,
+            );
+          }
         });
       },
     );

@@ -53,6 +53,12 @@ export interface RepairBacklog {
   missingReplicas: number;
   /** Referenced chunks with no replica found at all. */
   lostChunks: number;
+  /**
+   * Chunks with replicas recorded for repair in the metadata store's repair
+   * queue, by any process (found missing or corrupt on read, missed by a
+   * write); the next mount, server, `lilio gc` or `lilio scrub --repair` does them.
+   */
+  recorded: number;
   /** Repairs waiting in a long-running process's queue (servers only). */
   queued?: number;
 }
@@ -168,7 +174,12 @@ export async function collectStatus(lilio: Lilio, options: { repairQueue?: boole
     }),
   );
 
-  const repair: RepairBacklog = { underReplicatedChunks: 0, missingReplicas: 0, lostChunks: 0 };
+  const repair: RepairBacklog = {
+    underReplicatedChunks: 0,
+    missingReplicas: 0,
+    lostChunks: 0,
+    recorded: await lilio.meta.repairCount(),
+  };
   for (const { chunk, held } of referenced.values()) {
     if (held < chunk.replicas.length) {
       repair.underReplicatedChunks++;
