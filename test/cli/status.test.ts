@@ -181,7 +181,7 @@ t.test('a backend that is down is shown as DOWN, and its replicas as missing', a
   t.match(down, { name: 'local-3', healthy: false, expectedChunks: 8 });
   t.match(down.error, /not a directory/);
   t.equal(down.chunks, undefined, 'nothing counted on a backend that is down');
-  t.same(status.repair, { underReplicatedChunks: 8, missingReplicas: 9, lostChunks: 0 });
+  t.same(status.repair, { underReplicatedChunks: 8, missingReplicas: 9, lostChunks: 0, recorded: 0 });
   const text = await runCli(['status', '--config', config], env);
   t.match(
     text.stdout.toString(),
