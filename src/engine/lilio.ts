@@ -356,6 +356,9 @@ export class Lilio {
   async finishRepairs(): Promise<{ repaired: number; waiting: number }> {
     const repairs = this.chunks.repairs;
     const before = repairs.repaired;
+    // A fresh process thinks every backend up: a probe first, so that repairs for one that is
+    // down wait for it instead of each costing a deadline.
+    await this.backends.probeAll();
     for (;;) {
       const { loaded, more } = await repairs.load();
       await repairs.whenIdle();

@@ -6,7 +6,8 @@ import type { Lilio } from './lilio.js';
  * counted, every bucket summed, and the repair and garbage backlogs. The
  * repair backlog is measured, not remembered: every chunk a version
  * references is looked for on the backends its replica set names, so a
- * replica lost in a crash (which no in-memory queue knows of) shows up too.
+ * replica lost in a crash (which no repair queue knows of) shows up too;
+ * the repair queue recorded in the metadata store is counted beside it.
  * That costs one listing per backend and memory per referenced chunk: it is
  * an operator's command, not something to poll every second on a huge store.
  */

@@ -89,6 +89,7 @@ t.test('gc: temporary files of interrupted writes older than the grace period go
   const gc = await lilio(['gc', '--grace', '3600', '--json']);
   t.equal(gc.code, 0, gc.stderr);
   t.same(JSON.parse(gc.stdout.toString()).temporaryFiles, { removed: 1, skipped: [] }, 'counted in the JSON report');
+  t.same(JSON.parse(gc.stdout.toString()).repairs, { repaired: 0, waiting: 0 }, 'no recorded repairs to finish');
   t.notOk(existsSync(old), 'the old temporary file is gone');
   t.ok(existsSync(young), 'the young one (a write in progress?) stays');
   const text = await lilio(['gc', '--grace', '0']);
