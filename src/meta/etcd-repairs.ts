@@ -27,11 +27,8 @@ export class RepairQueueKeys {
   }
 
   async queue(entries: RepairEntry[]): Promise<void> {
-    const merged = mergeEntries(entries);
-    await this.change(
-      merged.map((e) => e.chunk.id),
-      (chunkId, held) => mergeRepair(held, merged.find((e) => e.chunk.id === chunkId)!),
-    );
+    const merged = new Map(mergeEntries(entries).map((e) => [e.chunk.id, e]));
+    await this.change([...merged.keys()], (chunkId, held) => mergeRepair(held, merged.get(chunkId)!));
   }
 
   async clear(done: RepairDone[]): Promise<void> {
