@@ -51,6 +51,12 @@ export interface ScrubReport {
   findings: ChunkFinding[];
   /** True when findings were cut at MAX_FINDINGS. */
   findingsTruncated: boolean;
+  /**
+   * With repair: the repairs recorded in the metadata store (by any process's
+   * reads and writes), done before the scan; `waiting` are those left (their
+   * backend is down).
+   */
+  recordedRepairs?: { repaired: number; waiting: number };
 }
 
 const MAX_FINDINGS = 1_000;
@@ -79,6 +85,9 @@ export async function scrub(lilio: Lilio, options: ScrubOptions = {}): Promise<S
     findings: [],
     findingsTruncated: false,
   };
+
+  // The recorded backlog first: the scan then finds only what nobody had noticed.
+  if (options.repair) report.recordedRepairs = await lilio.finishRepairs();
 
   async function* chunks(): AsyncGenerator<{ bucket: string; key: string; chunk: ChunkRef }> {
     for await (const record of everyObject(lilio, options.bucket)) {

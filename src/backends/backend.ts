@@ -67,6 +67,14 @@ export interface StorageBackend {
    * the ones the garbage queue names).
    */
   listEntries?(options?: CallOptions): AsyncIterable<ChunkEntry>;
+  /**
+   * Removes temporary files older than `olderThanMs` that writes cut short
+   * (a killed process) left behind, and resolves with how many went.
+   * Optional: only backends that write under a temporary name and rename
+   * (local directories, storage nodes) have any; S3 and Drive store a chunk
+   * in one atomic request.
+   */
+  sweepTemporaryFiles?(olderThanMs: number, options?: CallOptions): Promise<number>;
   /** A cheap liveness check that touches the real storage. */
   health(options?: CallOptions): Promise<BackendHealth>;
   info(options?: CallOptions): Promise<BackendInfo>;

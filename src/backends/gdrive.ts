@@ -4,7 +4,7 @@ import type { drive_v3 } from 'googleapis/build/src/apis/drive/index.js';
 import { LRUCache } from 'lru-cache';
 import { ConfigError, describeError, hasCode, NotFoundError, UnavailableError } from '../core/errors.js';
 import { isChunkId, validateChunkId } from '../core/names.js';
-import type { BackendHealth, BackendInfo, CallOptions, StorageBackend } from './backend.js';
+import type { BackendHealth, BackendInfo, CallOptions, ChunkEntry, StorageBackend } from './backend.js';
 import { createDriveAuth, loadDriveCredentials } from './gdrive-auth.js';
 import { withDriveRetries } from './gdrive-errors.js';
 
@@ -154,10 +154,43 @@ export class GDriveBackend implements StorageBackend {
   }
 
   async *list(options?: CallOptions): AsyncIterable<string> {
-    const signal = options?.signal;
+    let previous: string | undefined;
+    for await (const file of this.folderFiles('files(name)', options?.signal)) {
+      const name = file.name ?? '';
+      if (name !== previous && isChunkId(name)) yield name;
+      previous = name;
+    }
+  }
+
+  async *listEntries(options?: CallOptions): AsyncIterable<ChunkEntry> {
+    // The files of a duplicated name arrive together; the newest stands for them (as readers pick it),
+    // which also makes the chunk as young as its youngest copy for garbage collection.
+    let pending: ChunkEntry | undefined;
+    for await (const file of this.folderFiles('files(name,size,modifiedTime)', options?.signal)) {
+      const name = file.name ?? '';
+      if (!isChunkId(name)) continue;
+      const modifiedMs = Date.parse(file.modifiedTime ?? '');
+      if (Number.isNaN(modifiedMs)) {
+        throw new UnavailableError(`${this.where('list')}: file ${name} has no modifiedTime`);
+      }
+      const entry = { id: name, size: Number(file.size ?? 0), modifiedMs };
+      if (pending?.id === name) {
+        if (modifiedMs > pending.modifiedMs) pending = entry;
+        continue;
+      }
+      if (pending) yield pending;
+      pending = entry;
+    }
+    if (pending) yield pending;
+  }
+
+  /** Every live file in the folder, ordered by name, one files.list page at a time. */
+  private async *folderFiles(
+    fileFields: string,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<drive_v3.Schema$File> {
     signal?.throwIfAborted();
     let pageToken: string | undefined;
-    let previous: string | undefined;
     do {
       const page = await this.request('list', signal, (drive, o) =>
         drive.files.list(
@@ -165,7 +198,7 @@ export class GDriveBackend implements StorageBackend {
             q: `'${this.folderId}' in parents and trashed = false`,
             // By name, so that the files of a duplicated name arrive together and are yielded once.
             orderBy: 'name',
-            fields: 'nextPageToken,files(name)',
+            fields: `nextPageToken,${fileFields}`,
             pageSize: this.options.listPageSize ?? 1000,
             pageToken,
             supportsAllDrives: true,
@@ -174,11 +207,7 @@ export class GDriveBackend implements StorageBackend {
           o,
         ),
       );
-      for (const file of page.data.files ?? []) {
-        const name = file.name ?? '';
-        if (name !== previous && isChunkId(name)) yield name;
-        previous = name;
-      }
+      yield* page.data.files ?? [];
       pageToken = page.data.nextPageToken ?? undefined;
     } while (pageToken);
   }

@@ -135,6 +135,26 @@ export class HttpBackend implements StorageBackend {
     }
   }
 
+  /** The node removes temporary files of writes cut short (see StorageNode.sweep); resolves with how many went. */
+  async sweepTemporaryFiles(olderThanMs: number, options?: CallOptions): Promise<number> {
+    const what = 'DELETE /temporary-files';
+    const ex = await this.exchange(
+      'DELETE',
+      `/temporary-files?olderThanMs=${Math.floor(olderThanMs)}`,
+      options?.signal,
+    );
+    try {
+      if (ex.res.statusCode !== 200) throw await this.errorOf(ex, what);
+      for await (const line of this.jsonLines(ex, what)) {
+        if (line.end && typeof line.removed === 'number') return line.removed;
+      }
+      throw new UnavailableError(`backend "${this.name}": the sweep's answer was cut off`);
+    } finally {
+      ex.done();
+      if (!ex.res.complete) ex.res.destroy();
+    }
+  }
+
   async health(options?: CallOptions): Promise<BackendHealth> {
     const started = performance.now();
     try {
@@ -330,43 +350,53 @@ export class HttpBackend implements StorageBackend {
       if (ex.res.statusCode !== 200) throw await this.errorOf(ex, 'GET /chunks');
       const nodeTime = Number(ex.res.headers[NODE_TIME_HEADER]);
       const skewMs = Number.isFinite(nodeTime) ? Date.now() - nodeTime : 0;
-      const pieces = ex.res[Symbol.asyncIterator]();
-      let rest = '';
       let count = 0;
-      for (;;) {
-        ex.rearm();
-        let next: IteratorResult<Buffer>;
-        try {
-          next = await pieces.next();
-        } catch (err) {
-          throw this.bodyError(ex, err);
-        } finally {
-          // The deadline covers waiting for the node, not the consumer's pace.
-          ex.done();
-        }
-        if (next.done) throw new UnavailableError(`backend "${this.name}": the listing was cut off after ${count}`);
-        rest += next.value.toString('utf8');
-        let newline = rest.indexOf('\n');
-        while (newline >= 0) {
-          const line = this.parseLine(rest.slice(0, newline));
-          rest = rest.slice(newline + 1);
-          if (line.error) throw this.statusError(500, 'GET /chunks', line);
-          if (line.end) {
-            if (line.count !== count) {
-              throw new UnavailableError(`backend "${this.name}": listing of ${line.count} delivered ${count}`);
-            }
-            return;
+      for await (const line of this.jsonLines(ex, 'GET /chunks')) {
+        if (line.end) {
+          if (line.count !== count) {
+            throw new UnavailableError(`backend "${this.name}": listing of ${line.count} delivered ${count}`);
           }
-          if (typeof line.id !== 'string') throw new UnavailableError(`backend "${this.name}": bad listing line`);
-          count++;
-          yield { entry: line as { id: string }, skewMs };
-          newline = rest.indexOf('\n');
+          return;
         }
+        if (typeof line.id !== 'string') throw new UnavailableError(`backend "${this.name}": bad listing line`);
+        count++;
+        yield { entry: line as { id: string }, skewMs };
       }
+      throw new UnavailableError(`backend "${this.name}": the listing was cut off after ${count}`);
     } finally {
       ex.done();
       // A consumer that stopped early: drop the connection rather than read the rest.
       if (!ex.res.complete) ex.res.destroy();
+    }
+  }
+
+  /**
+   * The lines of a streamed JSON-lines answer, parsed; an error line throws. Each wait for
+   * the node's next bytes gets the full deadline, the consumer's pace none of it.
+   */
+  private async *jsonLines(ex: Exchange, what: string): AsyncGenerator<ListingLine> {
+    const pieces = ex.res[Symbol.asyncIterator]();
+    let rest = '';
+    for (;;) {
+      ex.rearm();
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await pieces.next();
+      } catch (err) {
+        throw this.bodyError(ex, err);
+      } finally {
+        ex.done();
+      }
+      if (next.done) return;
+      rest += next.value.toString('utf8');
+      let newline = rest.indexOf('\n');
+      while (newline >= 0) {
+        const line = this.parseLine(rest.slice(0, newline));
+        rest = rest.slice(newline + 1);
+        if (line.error) throw this.statusError(500, what, line);
+        yield line;
+        newline = rest.indexOf('\n');
+      }
     }
   }
 }
@@ -377,5 +407,7 @@ interface ListingLine {
   modifiedMs?: number;
   end?: boolean;
   count?: number;
+  /** The end line of a sweep. */
+  removed?: number;
   error?: unknown;
 }

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { ListObjectsV2CommandOutput, S3Client } from '@aws-sdk/client-s3';
 import { ConfigError, describeError, NotFoundError, UnavailableError } from '../core/errors.js';
 import { isChunkId, validateChunkId } from '../core/names.js';
-import type { BackendHealth, BackendInfo, CallOptions, StorageBackend } from './backend.js';
+import type { BackendHealth, BackendInfo, CallOptions, ChunkEntry, StorageBackend } from './backend.js';
 import { isS3NotFound, mapS3Error } from './s3-errors.js';
 
 export interface S3BackendOptions {
@@ -134,7 +134,18 @@ export class S3Backend implements StorageBackend {
   }
 
   async *list(options?: CallOptions): AsyncIterable<string> {
-    const signal = options?.signal;
+    for await (const object of this.chunkObjects(options?.signal)) yield object.id;
+  }
+
+  async *listEntries(options?: CallOptions): AsyncIterable<ChunkEntry> {
+    for await (const object of this.chunkObjects(options?.signal)) {
+      // LastModified is the service's clock, at second resolution; the grace period dwarfs both.
+      yield { id: object.id, size: object.size, modifiedMs: object.modifiedMs };
+    }
+  }
+
+  /** The chunk objects directly under the prefix, one ListObjectsV2 page at a time. */
+  private async *chunkObjects(signal: AbortSignal | undefined): AsyncGenerator<ChunkEntry> {
     signal?.throwIfAborted();
     const { sdk, client } = await this.connect();
     let token: string | undefined;
@@ -157,7 +168,12 @@ export class S3Backend implements StorageBackend {
       }
       for (const object of page.Contents ?? []) {
         const id = object.Key?.slice(this.prefix.length);
-        if (id !== undefined && isChunkId(id)) yield id;
+        if (id === undefined || !isChunkId(id)) continue;
+        const modifiedMs = object.LastModified?.getTime();
+        if (modifiedMs === undefined || Number.isNaN(modifiedMs)) {
+          throw new UnavailableError(`${this.where('list', object.Key ?? '')}: the listing gives no LastModified`);
+        }
+        yield { id, size: object.Size ?? 0, modifiedMs };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);

@@ -26,6 +26,12 @@ export function renderScrub(report: ScrubReport, repair: boolean): string {
       `${report.chunks} chunk(s), ${report.replicasChecked} replica(s)`,
     `problems: ${p.missing} missing, ${p.corrupt} corrupt, ${p.unreachable} unreachable, ${p.unknown_backend} on backends no longer configured`,
   ];
+  if (report.recordedRepairs) {
+    const r = report.recordedRepairs;
+    lines.push(
+      `recorded repairs: rewrote ${r.repaired} replica(s) found missing earlier; ${r.waiting} chunk(s) still wait`,
+    );
+  }
   if (repair) lines.push(`repaired ${report.repaired} replica(s); ${report.repairFailed} could not be repaired`);
   lines.push(`under-replicated: ${report.underReplicated} chunk(s); lost: ${report.lost} chunk(s)`);
   for (const f of report.findings) {

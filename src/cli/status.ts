@@ -67,6 +67,7 @@ export function renderStatus(status: Status & { server?: Record<string, unknown>
       [
         'repair backlog:',
         `${repair.underReplicatedChunks} under-replicated chunk(s), ${repair.missingReplicas} missing replica(s), ${repair.lostChunks} lost` +
+          `; ${repair.recorded} chunk(s) recorded for repair` +
           (repair.queued === undefined ? '' : `; ${repair.queued} queued in the server`),
       ],
       [

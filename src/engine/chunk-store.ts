@@ -2,13 +2,14 @@ import { LRUCache } from 'lru-cache';
 import { BufferPool, sharedBuffersFor } from '../core/buffer-pool.js';
 import { newChunkId } from '../core/chunk-id.js';
 import { ENCRYPTION_OVERHEAD } from '../core/crypto.js';
-import { IntegrityError } from '../core/errors.js';
+import { IntegrityError, NotFoundError } from '../core/errors.js';
 import type { HashRing } from '../core/ring.js';
 import { Semaphore } from '../core/semaphore.js';
 import type { BucketRecord, ChunkRef } from '../core/types.js';
 import type { Collector } from '../metrics/collector.js';
 import type { BackendSet } from './backend-set.js';
 import { ChunkCodec } from './chunk-codec.js';
+import type { RepairStore } from './repair-ledger.js';
 import { RepairQueue } from './repair-queue.js';
 import { readVerified, writeReplicas } from './replication.js';
 
@@ -28,6 +29,8 @@ export interface ChunkStoreOptions {
   chunksInFlightTotal: number;
   /** Threads that hash and encrypt chunks (0: the main thread does it). */
   codecThreads?: number;
+  /** Where pending repairs are persisted (the metadata store); without it they live in memory only. */
+  repairStore?: RepairStore;
 }
 
 export interface SealedChunk {
@@ -68,7 +71,7 @@ export class ChunkStore {
   ) {
     this.inFlight = new Semaphore(options.chunksInFlightTotal);
     this.codec = new ChunkCodec(options.codecThreads);
-    this.repairs = new RepairQueue(backends, collector, (chunk) => this.readStored(chunk));
+    this.repairs = new RepairQueue(backends, collector, (chunk) => this.repairSource(chunk), options.repairStore);
     if (options.cacheBytes > 0) {
       this.cache = new LRUCache<string, Buffer>({
         maxSize: options.cacheBytes,
@@ -200,6 +203,28 @@ export class ChunkStore {
       () => undefined,
       (data) => this.verify(chunk, data),
     );
+  }
+
+  /**
+   * Stored bytes to repair a chunk from; NotFoundError when every replica is
+   * missing or corrupt (nothing to copy: the chunk was deleted, or is lost),
+   * anything else when a replica might yet be reached.
+   */
+  private async repairSource(chunk: ChunkRef): Promise<Buffer> {
+    let gone = 0;
+    try {
+      return await readVerified(
+        this.backends,
+        this.collector,
+        chunk,
+        { mode: 'first', r: 1, hedgeMs: this.options.hedgeMs },
+        () => void gone++,
+        (data) => this.verify(chunk, data),
+      );
+    } catch (err) {
+      if (gone >= chunk.replicas.length) throw new NotFoundError(`chunk ${chunk.id}: no replica left to repair from`);
+      throw err;
+    }
   }
 
   /** Resolves when every replica write started so far has finished. */

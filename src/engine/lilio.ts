@@ -27,6 +27,12 @@ import { openXattrs } from './xattrs.js';
 const BUCKET_UPDATE_ATTEMPTS = 10;
 
 import { EngineSession, type VersionHold } from './session.js';
+import { sweepTemporaryFiles, type TemporaryFileSweep } from './temporary-files.js';
+
+/** How often a long-running process sweeps temporary files: they appear only when a writer is killed. */
+const TEMPORARY_SWEEP_INTERVAL_MS = 60 * 60_000;
+/** How often a long-running process looks for repairs other processes recorded (CLI commands that exited). */
+const REPAIR_LOAD_INTERVAL_MS = 10 * 60_000;
 
 export interface OpenOptions {
   collector?: Collector;
@@ -64,6 +70,8 @@ export class Lilio {
   private readonly buckets = new Map<string, { ctx: BucketContext; generation: number }>();
   private masterKeyCache: Buffer | undefined;
   private gcTimer: NodeJS.Timeout | undefined;
+  private lastTemporarySweep = 0;
+  private lastRepairLoad = Date.now();
   readonly writerDeps: WriterDeps;
   /** Every object commit, delete and rename goes through it: see commit-outcome.ts. */
   private readonly outcomes: CommitOutcomes;
@@ -93,6 +101,7 @@ export class Lilio {
       hedgeMs: config.reads.replicaTimeoutMs,
       cacheBytes: config.cache.size,
       chunksInFlightTotal: config.writes.chunksInFlightTotal,
+      repairStore: meta,
     });
     this.session = new EngineSession(meta, { ttlMs: config.sessions.ttlSeconds * 1000, role });
     this.chunks.onSealed = (chunk) => this.session.noteSealed(chunk);
@@ -418,11 +427,61 @@ export class Lilio {
     return { deleted, retried };
   }
 
-  /** Collects garbage every `intervalMs` in long-running processes (mount, server). */
+  /**
+   * Removes temporary files older than the grace period that writes cut short
+   * left on local backends and storage nodes (see temporary-files.ts).
+   */
+  sweepTemporaryFiles(options: { graceMs?: number } = {}): Promise<TemporaryFileSweep> {
+    return sweepTemporaryFiles(this.backends, options.graceMs ?? this.config.gc.graceSeconds * 1000);
+  }
+
+  /**
+   * Housekeeping in long-running processes (mount, server): the persisted
+   * repair backlog taken on now (and looked at again every
+   * REPAIR_LOAD_INTERVAL_MS), the garbage queue every `intervalMs`, and
+   * temporary files at the first round and then every
+   * TEMPORARY_SWEEP_INTERVAL_MS (a sweep walks every fan-out directory).
+   */
   startBackgroundGc(intervalMs = 60_000): void {
     if (this.gcTimer) return;
-    this.gcTimer = setInterval(() => void this.collectGarbage().catch(() => undefined), intervalMs);
+    // Repairs other processes recorded, or this one's predecessor did not finish.
+    void this.chunks.repairs.load().catch(() => undefined);
+    this.gcTimer = setInterval(() => void this.backgroundGc().catch(() => undefined), intervalMs);
     this.gcTimer.unref();
+  }
+
+  private async backgroundGc(): Promise<void> {
+    await this.collectGarbage();
+    if (Date.now() - this.lastRepairLoad >= REPAIR_LOAD_INTERVAL_MS) {
+      this.lastRepairLoad = Date.now();
+      await this.chunks.repairs.load().catch(() => undefined);
+    }
+    if (Date.now() - this.lastTemporarySweep >= TEMPORARY_SWEEP_INTERVAL_MS) {
+      this.lastTemporarySweep = Date.now();
+      await this.sweepTemporaryFiles();
+    }
+  }
+
+  /**
+   * Takes on the repairs recorded in the metadata store by any process (a
+   * replica a read found missing, a write a backend missed) and runs them,
+   * page after page, until all that can run now have; repairs for backends
+   * that are down stay recorded. For `lilio gc` and `lilio scrub --repair`;
+   * long-running processes load them through startBackgroundGc.
+   */
+  async finishRepairs(): Promise<{ repaired: number; waiting: number }> {
+    const repairs = this.chunks.repairs;
+    const before = repairs.repaired;
+    // A fresh process thinks every backend up: a probe first, so that repairs for one that is
+    // down wait for it instead of each costing a deadline.
+    await this.backends.probeAll();
+    for (;;) {
+      const { loaded, more } = await repairs.load();
+      await repairs.whenIdle();
+      if (!more || loaded === 0) break;
+    }
+    await repairs.flush();
+    return { repaired: repairs.repaired - before, waiting: await this.meta.repairCount() };
   }
 
   /** Waits for background replica writes and repairs, then releases every resource. */
@@ -430,8 +489,10 @@ export class Lilio {
     clearInterval(this.gcTimer);
     await this.chunks.drain();
     await this.session.close();
-    await this.chunks.repairs.whenIdle();
-    this.chunks.repairs.close();
+    await this.chunks.repairs.settle();
+    // What is left is in the store already, or written now; a store that cannot take it
+    // loses only repairs the scrubber finds again.
+    await this.chunks.repairs.close().catch(() => undefined);
     await this.chunks.close();
     await this.backends.close();
     await this.meta.close();

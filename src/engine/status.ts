@@ -7,7 +7,8 @@ import type { Lilio } from './lilio.js';
  * counted, every bucket summed, and the repair and garbage backlogs. The
  * repair backlog is measured, not remembered: every chunk a version
  * references is looked for on the backends its replica set names, so a
- * replica lost in a crash (which no in-memory queue knows of) shows up too.
+ * replica lost in a crash (which no repair queue knows of) shows up too;
+ * the repair queue recorded in the metadata store is counted beside it.
  * That costs one listing per backend and memory per referenced chunk: it is
  * an operator's command, not something to poll every second on a huge store.
  */
@@ -54,6 +55,12 @@ export interface RepairBacklog {
   missingReplicas: number;
   /** Referenced chunks with no replica found at all. */
   lostChunks: number;
+  /**
+   * Chunks with replicas recorded for repair in the metadata store's repair
+   * queue, by any process (found missing or corrupt on read, missed by a
+   * write); the next mount, server, `lilio gc` or `lilio scrub --repair` does them.
+   */
+  recorded: number;
   /** Repairs waiting in a long-running process's queue (servers only). */
   queued?: number;
 }
@@ -183,7 +190,12 @@ export async function collectStatus(lilio: Lilio, options: { repairQueue?: boole
     }),
   );
 
-  const repair: RepairBacklog = { underReplicatedChunks: 0, missingReplicas: 0, lostChunks: 0 };
+  const repair: RepairBacklog = {
+    underReplicatedChunks: 0,
+    missingReplicas: 0,
+    lostChunks: 0,
+    recorded: await lilio.meta.repairCount(),
+  };
   for (const { chunk, held } of referenced.values()) {
     if (held < chunk.replicas.length) {
       repair.underReplicatedChunks++;

@@ -19,6 +19,7 @@ import type { ChunkRef, GarbageEntry, ObjectRecord } from '../core/types.js';
  *   P/s/w/<session>/<chunk>          a write hold's index entry (not leased: outlives the session,
  *                                    so the reaper finds what it wrote); the hold itself is
  *                                    P/g/c/<chunk> with `heldBy`, which a commit's rescue deletes
+ *   P/r/<chunk>                      repair queue: the chunk and the backends lacking a replica (etcd-repairs.ts)
  *
  * Directories have ids, as inodes do: a directory's entries live under its
  * id, so one level is one range read (objects and subdirectories sorted

@@ -26,11 +26,22 @@ import { Locator } from './etcd-locate.js';
 import { ObjectCommits } from './etcd-objects.js';
 import { PathResolver, versionOf } from './etcd-paths.js';
 import { recordOf } from './etcd-records.js';
+import { RepairQueueKeys } from './etcd-repairs.js';
 import { EtcdSessions } from './etcd-sessions.js';
 import { TxnPlan } from './etcd-txn.js';
 import { ChangeFeed } from './etcd-watch.js';
 import { isMarker, keySuccessor } from './keyspace.js';
-import type { Expect, ListOptions, ListPage, MetadataStore, NameLookup, SessionInfo, SessionRecord } from './store.js';
+import type {
+  Expect,
+  ListOptions,
+  ListPage,
+  MetadataStore,
+  NameLookup,
+  RepairDone,
+  RepairEntry,
+  SessionInfo,
+  SessionRecord,
+} from './store.js';
 
 const ITERATE_BATCH = 256;
 
@@ -47,6 +58,7 @@ export class EtcdMetadataStore implements MetadataStore {
   private readonly commits: ObjectCommits;
   private readonly feed: ChangeFeed;
   private readonly cache: KeyCache;
+  private readonly repairs: RepairQueueKeys;
   /** Bucket records as last read, trusted only while the watch is up and has not reported a change. */
   private readonly bucketCache = new Map<string, BucketRecord>();
   private bucketEpoch = 0;
@@ -72,6 +84,7 @@ export class EtcdMetadataStore implements MetadataStore {
     // Two paths (a rename) and a dozen other conditions must fit one transaction's compares.
     this.paths = new PathResolver(this.conn, this.keys, Math.floor((options.maxTxnOps - 16) / 2), this.cache);
     this.blobs = new BlobStore(this.conn, this.keys);
+    this.repairs = new RepairQueueKeys(this.conn, this.keys.root);
     this.reader = new TreeReader(this.conn, this.keys, this.paths, this.blobs);
     this.garbage = new GarbageQueue(this.conn, this.keys, this.blobs, {
       chunksAt: async (bucket, key) => (await this.getObject(bucket, key))?.chunks.map((c) => c.id) ?? [],
@@ -334,6 +347,29 @@ export class EtcdMetadataStore implements MetadataStore {
   heldChunkIds(): Promise<Set<string>> {
     this.conn.ensureOpen();
     return this.sessions.heldChunkIds();
+  }
+
+  // ---- repairs ----
+
+  async queueRepairs(entries: RepairEntry[]): Promise<void> {
+    this.conn.ensureOpen();
+    if (entries.length > 0) await this.repairs.queue(entries);
+  }
+
+  async clearRepairs(done: RepairDone[]): Promise<void> {
+    this.conn.ensureOpen();
+    if (done.length > 0) await this.repairs.clear(done);
+  }
+
+  async peekRepairs(afterChunkId: string | undefined, limit: number): Promise<RepairEntry[]> {
+    this.conn.ensureOpen();
+    batchLimit(limit);
+    return this.repairs.peek(afterChunkId, limit);
+  }
+
+  async repairCount(): Promise<number> {
+    this.conn.ensureOpen();
+    return this.repairs.count();
   }
 
   generation(): number {

@@ -10,6 +10,7 @@ import {
   UnavailableError,
   UnsupportedError,
 } from '../core/errors.js';
+import { REPAIRS_SCHEMA } from './local-repairs.js';
 
 /**
  * The SQLite file behind LocalMetadataStore: where it lives, how a connection
@@ -17,8 +18,8 @@ import {
  */
 
 export const DB_FILE = 'lilio.db';
-/** 1: objects, dirs, garbage. 2: sessions and their holds (added to a version-1 file in place). */
-export const SCHEMA_VERSION = 2;
+/** 1: objects, dirs, garbage. 2: sessions and their holds. 3: the repair queue. */
+export const SCHEMA_VERSION = 3;
 
 /**
  * How long a writer waits for another process's transaction before giving up
@@ -99,27 +100,27 @@ INSERT INTO counters (name, value) VALUES ('version', 0);
  * (keyed by chunk id for that) and dropped by session (indexed for that).
  */
 const SESSIONS_SCHEMA = `
-CREATE TABLE sessions (
+CREATE TABLE IF NOT EXISTS sessions (
   id TEXT PRIMARY KEY,
   info TEXT NOT NULL,
   expires_at INTEGER NOT NULL,
   open_files INTEGER NOT NULL DEFAULT 0
 ) STRICT, WITHOUT ROWID;
 
-CREATE TABLE write_holds (
+CREATE TABLE IF NOT EXISTS write_holds (
   chunk_id TEXT PRIMARY KEY,
   session TEXT NOT NULL,
   chunk TEXT NOT NULL
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX write_holds_by_session ON write_holds (session);
+CREATE INDEX IF NOT EXISTS write_holds_by_session ON write_holds (session);
 
-CREATE TABLE read_holds (
+CREATE TABLE IF NOT EXISTS read_holds (
   chunk_id TEXT NOT NULL,
   session TEXT NOT NULL,
   hold TEXT NOT NULL,
   PRIMARY KEY (chunk_id, session, hold)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX read_holds_by_session ON read_holds (session, hold);
+CREATE INDEX IF NOT EXISTS read_holds_by_session ON read_holds (session, hold);
 `;
 
 export type Synchronous = 'normal' | 'full';
@@ -196,8 +197,21 @@ function keepPrivate(path: string, mode: number): void {
   chmodSync(path, stat.mode & mode);
 }
 
+/**
+ * How a database of schema version v becomes v + 1: MIGRATIONS[v]. A new
+ * database gets SCHEMA (version 1) and then every step, so the two paths
+ * cannot drift apart. Steps only add, and only what is missing (IF NOT
+ * EXISTS: a file that some development build already gave a later table
+ * still migrates). A process of an older Lilio refuses
+ * the newer file (user_version) rather than misreading it.
+ */
+const MIGRATIONS: Record<number, string> = {
+  1: SESSIONS_SCHEMA,
+  2: REPAIRS_SCHEMA,
+};
+
 function migrate(db: Database.Database, file: string): void {
-  const version = db.pragma('user_version', { simple: true }) as number;
+  let version = db.pragma('user_version', { simple: true }) as number;
   if (version === SCHEMA_VERSION) return;
   if (version > SCHEMA_VERSION) {
     throw new UnsupportedError(
@@ -208,9 +222,9 @@ function migrate(db: Database.Database, file: string): void {
     const tables = db.prepare<[], number>("SELECT count(*) FROM sqlite_schema WHERE type = 'table'").pluck().get();
     if (tables) throw new IntegrityError(`${file} is a SQLite database but not a Lilio metadata store`);
     db.exec(SCHEMA);
+    version = 1;
   }
-  // Every step from the file's version on, in the one transaction the caller opened.
-  if (version < 2) db.exec(SESSIONS_SCHEMA);
+  for (; version < SCHEMA_VERSION; version++) db.exec(MIGRATIONS[version]!);
   db.pragma(`user_version = ${SCHEMA_VERSION}`);
 }
 

@@ -30,6 +30,7 @@ import {
 } from './commit-rules.js';
 import { compareKeys, dirsOf, keySuccessor, levelOf, listStart, parentOf, prefixEnd } from './keyspace.js';
 import { DEFAULT_BUSY_TIMEOUT_MS, openDatabase, type Synchronous, sqliteFailure } from './local-db.js';
+import { prepareRepairStatements, type RepairStatements } from './local-repairs.js';
 import {
   type GarbageRow,
   KEY_CEILING,
@@ -38,12 +39,15 @@ import {
   type Statements,
   type SummaryRow,
 } from './local-sql.js';
+import { clearRepair, mergeDone, mergeEntries, mergeRepair } from './repair-rules.js';
 import type {
   Expect,
   ListOptions,
   ListPage,
   MetadataStore,
   ObjectSummary,
+  RepairDone,
+  RepairEntry,
   SessionInfo,
   SessionRecord,
 } from './store.js';
@@ -70,6 +74,7 @@ export class LocalMetadataStore implements MetadataStore {
   readonly file: string;
   private readonly db: Database.Database;
   private readonly sql: Statements;
+  private readonly repairSql: RepairStatements;
   private readonly transaction: Database.Transaction<<T>(body: () => T) => T>;
   /** Commits made through this connection: PRAGMA data_version only counts other connections'. */
   private commits = 0;
@@ -90,6 +95,7 @@ export class LocalMetadataStore implements MetadataStore {
     this.db = db;
     this.file = file;
     this.sql = prepareStatements(db);
+    this.repairSql = prepareRepairStatements(db);
     this.transaction = db.transaction(<T>(body: () => T): T => body());
   }
 
@@ -387,6 +393,42 @@ export class LocalMetadataStore implements MetadataStore {
   async heldChunkIds(): Promise<Set<string>> {
     const now = Date.now();
     return new Set(this.read(() => this.sql.heldChunks.all(now, now), true));
+  }
+
+  async queueRepairs(entries: RepairEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const merged = mergeEntries(entries);
+    this.write(() => {
+      for (const entry of merged) {
+        const held = this.repairSql.get.get(entry.chunk.id);
+        const next = mergeRepair(held === undefined ? undefined : this.parse<RepairEntry>(held, 'a repair'), entry);
+        this.repairSql.put.run(entry.chunk.id, JSON.stringify(next));
+      }
+    });
+  }
+
+  async clearRepairs(done: RepairDone[]): Promise<void> {
+    if (done.length === 0) return;
+    const merged = mergeDone(done);
+    this.write(() => {
+      for (const { chunkId, backends } of merged) {
+        const held = this.repairSql.get.get(chunkId);
+        if (held === undefined) continue;
+        const left = clearRepair(this.parse<RepairEntry>(held, 'a repair'), backends);
+        if (left) this.repairSql.put.run(chunkId, JSON.stringify(left));
+        else this.repairSql.remove.run(chunkId);
+      }
+    });
+  }
+
+  async peekRepairs(afterChunkId: string | undefined, limit: number): Promise<RepairEntry[]> {
+    batchLimit(limit);
+    const rows = this.read(() => this.repairSql.peek.all(afterChunkId ?? '', limit));
+    return rows.map((row) => this.parse<RepairEntry>(row, 'a repair'));
+  }
+
+  async repairCount(): Promise<number> {
+    return this.read(() => this.repairSql.count.get()!);
   }
 
   /** Other connections' commits move data_version, ours move `commits`: the sum moves on either. */

@@ -10,12 +10,15 @@ import {
 } from './commit-rules.js';
 import { compareKeys, dirsOf, isMarker, keySuccessor, levelOf, listStart, parentOf } from './keyspace.js';
 import { SessionTable } from './memory-sessions.js';
+import { clearRepair, mergeDone, mergeEntries, mergeRepair } from './repair-rules.js';
 import type {
   Expect,
   ListOptions,
   ListPage,
   MetadataStore,
   ObjectSummary,
+  RepairDone,
+  RepairEntry,
   SessionInfo,
   SessionRecord,
 } from './store.js';
@@ -47,6 +50,7 @@ export class MemoryMetadataStore implements MetadataStore {
   private readonly buckets = new Map<string, BucketState>();
   private readonly garbage = new Map<string, GarbageEntry>();
   private readonly sessions = new SessionTable();
+  private readonly repairs = new Map<string, RepairEntry>();
   private lastVersion = 0;
   private commits = 0;
   private closed = false;
@@ -291,6 +295,39 @@ export class MemoryMetadataStore implements MetadataStore {
   async heldChunkIds(): Promise<Set<string>> {
     this.open();
     return this.sessions.held();
+  }
+
+  async queueRepairs(entries: RepairEntry[]): Promise<void> {
+    this.open();
+    for (const entry of mergeEntries(entries)) {
+      this.repairs.set(entry.chunk.id, structuredClone(mergeRepair(this.repairs.get(entry.chunk.id), entry)));
+    }
+  }
+
+  async clearRepairs(done: RepairDone[]): Promise<void> {
+    this.open();
+    for (const { chunkId, backends } of mergeDone(done)) {
+      const held = this.repairs.get(chunkId);
+      if (!held) continue;
+      const left = clearRepair(held, backends);
+      if (left) this.repairs.set(chunkId, left);
+      else this.repairs.delete(chunkId);
+    }
+  }
+
+  async peekRepairs(afterChunkId: string | undefined, limit: number): Promise<RepairEntry[]> {
+    this.open();
+    batchLimit(limit);
+    return [...this.repairs.values()]
+      .filter((entry) => afterChunkId === undefined || compareKeys(entry.chunk.id, afterChunkId) > 0)
+      .sort((a, b) => compareKeys(a.chunk.id, b.chunk.id))
+      .slice(0, limit)
+      .map((entry) => structuredClone(entry));
+  }
+
+  async repairCount(): Promise<number> {
+    this.open();
+    return this.repairs.size;
   }
 
   generation(): number {

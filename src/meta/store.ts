@@ -67,6 +67,25 @@ export interface SessionRecord extends SessionInfo {
 }
 
 /**
+ * A chunk with replicas to rewrite: found missing or corrupt by a read, or
+ * missed by a write. Kept in the store, so that a repair a process could not
+ * finish (it stopped, or the backend was down) is finished by the next one.
+ */
+export interface RepairEntry {
+  chunk: ChunkRef;
+  /** The backends of its replica set that lack a good replica; never empty, no duplicates. */
+  backends: string[];
+  /** When the chunk was first queued, milliseconds since the epoch. */
+  queuedAt: number;
+}
+
+/** Replicas a repair has dealt with: see MetadataStore.clearRepairs. */
+export interface RepairDone {
+  chunkId: string;
+  backends: string[];
+}
+
+/**
  * The one contract every metadata store implements (memory, local SQLite,
  * etcd). All methods are atomic: a failure changes nothing.
  *
@@ -187,6 +206,25 @@ export interface MetadataStore {
   releaseRead(session: string, holdId: string): Promise<void>;
   /** Every chunk id held, for writing or reading, by a live session. */
   heldChunkIds(): Promise<Set<string>>;
+
+  /**
+   * Queues replicas for repair. The queue holds one entry per chunk, so it
+   * grows with the chunks under-replicated, never with how often they are
+   * found so (a backend that stays down costs one entry per chunk it should
+   * hold): an entry for a chunk already queued gains the backends it lacked
+   * and keeps its first queuedAt.
+   */
+  queueRepairs(entries: RepairEntry[]): Promise<void>;
+  /**
+   * Takes backends off their chunk's entry (rewritten, or nothing left to
+   * copy from); an entry goes with its last backend. Chunks or backends not
+   * queued are ignored.
+   */
+  clearRepairs(done: RepairDone[]): Promise<void>;
+  /** The queue in chunk id order, starting after `afterChunkId` (page with the last id returned). */
+  peekRepairs(afterChunkId: string | undefined, limit: number): Promise<RepairEntry[]>;
+  /** Number of chunks with replicas waiting for repair. */
+  repairCount(): Promise<number>;
 
   /**
    * A number that changes whenever any process commits to this store. Cheap

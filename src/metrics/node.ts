@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** The routes of a storage node, as metric labels (never the chunk id: that would be a series per chunk). */
-export type NodeRoute = 'chunk' | 'list' | 'health' | 'info' | 'other';
+export type NodeRoute = 'chunk' | 'list' | 'sweep' | 'health' | 'info' | 'other';
 
 /** What a storage node (`lilio node`) reports per HTTP request. */
 export interface NodeMetrics {

@@ -21,6 +21,9 @@ import type { TokenSet } from './tokens.js';
  *   HEAD   /chunks/{id}   its size in Content-Length                          200 | 404
  *   DELETE /chunks/{id}   remove it; already gone is fine                     204
  *   GET    /chunks        every chunk, one JSON line each, then an end line   200
+ *   DELETE /temporary-files?olderThanMs=N   remove temporary files of writes  200
+ *                          cut short (older than N ms): progress lines while
+ *                          it walks, then {"end":true,"removed":n}
  *   GET    /health        a real write-read-delete probe of the disk          200 | 503
  *   GET    /info          location and capacity                               200
  *
@@ -50,6 +53,12 @@ export const DEFAULT_MAX_CHUNK_BYTES = MAX_CHUNK_SIZE + ENCRYPTION_OVERHEAD;
 export const NODE_TIME_HEADER = 'x-lilio-node-time';
 
 const CHUNK_PREFIX = '/chunks/';
+const TEMPORARY_FILES = '/temporary-files';
+/**
+ * A sweep walks every fan-out directory and may take minutes on a big disk; a line this often
+ * keeps the connection from looking idle to the node's idle timeout and to the client's deadline.
+ */
+const SWEEP_HEARTBEAT_MS = 1_000;
 /** How long a refused body may keep arriving (and be discarded) before the connection is dropped. */
 const LINGER_MS = 1_000;
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'POST']);
@@ -132,11 +141,13 @@ export class StorageNode {
       ? 'chunk'
       : path === '/chunks'
         ? 'list'
-        : path === '/health'
-          ? 'health'
-          : path === '/info'
-            ? 'info'
-            : 'other';
+        : path === TEMPORARY_FILES
+          ? 'sweep'
+          : path === '/health'
+            ? 'health'
+            : path === '/info'
+              ? 'info'
+              : 'other';
     this.metrics.setInFlight(++this.inFlight);
     res.once('close', () => {
       this.metrics.setInFlight(--this.inFlight);
@@ -156,6 +167,10 @@ export class StorageNode {
         case 'list':
           allow(req, res, 'GET');
           await this.list(res, query < 0 ? '' : url.slice(query + 1));
+          return;
+        case 'sweep':
+          allow(req, res, 'DELETE');
+          await this.sweep(res, query < 0 ? '' : url.slice(query + 1));
           return;
         case 'health':
           allow(req, res, 'GET');
@@ -249,6 +264,30 @@ export class StorageNode {
     } catch (err) {
       // The status is long sent: an error line instead of the end line tells the client.
       if (!res.destroyed) res.end(`${JSON.stringify({ error: errorBody(err) })}\n`);
+    }
+  }
+
+  /**
+   * Removes temporary files older than the client says (its gc grace period), with the same sweep
+   * `lilio node` runs at start. Streamed like the listing: the status goes out first, then a
+   * line every second while the disk is walked, then the count (or an error line).
+   */
+  private async sweep(res: ServerResponse, queryString: string): Promise<void> {
+    const olderThanMs = Number(new URLSearchParams(queryString).get('olderThanMs') ?? Number.NaN);
+    if (!Number.isSafeInteger(olderThanMs) || olderThanMs < 0) {
+      throw new HttpError(400, 'INVALID', 'olderThanMs must be a whole number of milliseconds');
+    }
+    const controller = new AbortController();
+    res.once('close', () => controller.abort());
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    const heartbeat = setInterval(() => res.write('{"sweeping":true}\n'), SWEEP_HEARTBEAT_MS);
+    try {
+      const removed = await this.backend.sweepTemporaryFiles(olderThanMs, { signal: controller.signal });
+      if (!res.destroyed) res.end(`${JSON.stringify({ end: true, removed })}\n`);
+    } catch (err) {
+      if (!res.destroyed) res.end(`${JSON.stringify({ error: errorBody(err) })}\n`);
+    } finally {
+      clearInterval(heartbeat);
     }
   }
 

@@ -112,8 +112,8 @@ t.test('get uses the cached file id; a stale cache entry is looked up again', as
 t.test('duplicate names: reads pick the newest, a re-put leaves one, delete removes all', async (t) => {
   const backend = gdrive(t);
   const id = chunkId();
-  drive.addFile(id, Buffer.from('older'), { createdTime: '2029-01-01T00:00:00.000Z' });
-  drive.addFile(id, Buffer.from('newer'), { createdTime: '2029-06-01T00:00:00.000Z' });
+  drive.addFile(id, Buffer.from('older'), { createdTime: '2020-01-01T00:00:00.000Z' });
+  drive.addFile(id, Buffer.from('newer'), { createdTime: '2020-06-01T00:00:00.000Z' });
   t.equal((await backend.get(id)).toString(), 'newer');
   t.equal(await backend.stat(id), 5);
   t.same(await collect(backend.list()), [id], 'listed once');
@@ -127,6 +127,27 @@ t.test('duplicate names: reads pick the newest, a re-put leaves one, delete remo
   await backend.delete(id);
   t.equal(drive.files().filter((f) => f.name === id).length, 0, 'every file of the name is deleted');
   t.equal(await backend.stat(id), undefined);
+});
+
+t.test('listEntries pages through the folder: chunk files only, a duplicated name once, at its newest', async (t) => {
+  const folderId = drive.addFolder(`entries-${randomBytes(4).toString('hex')}`);
+  const backend = gdrive(t, { folderId, listPageSize: 3 });
+  const ids = Array.from({ length: 8 }, chunkId);
+  for (const id of ids) await backend.put(id, Buffer.from(id));
+  const twice = chunkId();
+  drive.addFile(twice, Buffer.from('old copy'), { parent: folderId, createdTime: '2020-01-01T00:00:00.000Z' });
+  drive.addFile(twice, Buffer.from('newer'), { parent: folderId, modifiedTime: '2021-03-04T05:06:07.000Z' });
+  drive.addFile('notes.txt', Buffer.from('not a chunk'), { parent: folderId });
+  drive.addFile(chunkId(), Buffer.from('another folder'));
+  const lists = () => drive.requests.filter((r) => r.path === '/drive/v3/files' && r.query.has('pageToken')).length;
+  const before = lists();
+  const entries = await collect(backend.listEntries());
+  t.ok(lists() - before >= 3, 'followed nextPageToken over several pages');
+  t.same(entries.map((e) => e.id).sort(), [...ids, twice].sort(), 'every chunk once, nothing else');
+  const dup = entries.find((e) => e.id === twice)!;
+  t.equal(dup.modifiedMs, Date.parse('2021-03-04T05:06:07.000Z'), 'the newest copy stands for the name');
+  t.equal(dup.size, 5);
+  t.ok(entries.filter((e) => e.id !== twice).every((e) => Math.abs(e.modifiedMs - Date.now()) < 60_000));
 });
 
 t.test('rate limits and 5xx are retried with backoff; persistent ones are UNAVAILABLE', async (t) => {

@@ -97,6 +97,30 @@ t.test('chunks are objects prefix/id; list pages and sees only this prefix level
   t.match(await bare.info(), { type: 's3', location: `s3://other-bucket/ at ${server.endpoint}` });
 });
 
+t.test('listEntries pages like list and reports sizes and LastModified', async (t) => {
+  const backend = s3Backend(t, { prefix: 'entries', listPageSize: 4 });
+  const chunks = Array.from({ length: 10 }, (_, i) => ({ id: chunkId(), size: i * 100 }));
+  const before = Date.now();
+  await Promise.all(chunks.map((c) => backend.put(c.id, Buffer.alloc(c.size, 1))));
+  const raw = new S3Client({
+    endpoint: server.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: S3RVER_CREDENTIALS,
+  });
+  t.teardown(() => raw.destroy());
+  await raw.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'entries/README', Body: 'stray' }));
+  await raw.send(new PutObjectCommand({ Bucket: BUCKET, Key: `entries/nested/${chunkId()}`, Body: 'stray' }));
+  const entries = await collect(backend.listEntries());
+  t.same(
+    entries.map((e) => `${e.id}:${e.size}`).sort(),
+    chunks.map((c) => `${c.id}:${c.size}`).sort(),
+    'every chunk over three pages with its size, no strays',
+  );
+  // s3rver, like S3, keeps LastModified to the second.
+  t.ok(entries.every((e) => e.modifiedMs >= before - 2_000 && e.modifiedMs <= Date.now() + 1_000));
+});
+
 t.test('wrong credentials are a clear PERMISSION error', async (t) => {
   const backend = s3Backend(t, { credentials: { accessKeyId: 'NOT-A-KEY', secretAccessKey: 'x' } });
   const id = chunkId();

@@ -74,6 +74,29 @@ t.test('gc: an orphan older than the grace period goes, a young one stays', asyn
   unlinkSync(chunkPath(2, young));
 });
 
+t.test('gc: temporary files of interrupted writes older than the grace period go, young ones stay', async (t) => {
+  const id = 'ef'.repeat(16);
+  const dir = join(chunkPath(1, id), '..');
+  mkdirSync(dir, { recursive: true });
+  const old = join(dir, `.${id}.0123456789ab.tmp`);
+  const young = join(dir, `.${id}.ba9876543210.tmp`);
+  for (const file of [old, young]) writeFileSync(file, 'half a chunk, its writer killed');
+  const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000);
+  utimesSync(old, twoHoursAgo, twoHoursAgo);
+  const dry = await lilio(['gc', '--grace', '3600', '--dry-run']);
+  t.equal(dry.code, 0, dry.stderr);
+  t.ok(existsSync(old), 'a dry run leaves temporary files alone');
+  const gc = await lilio(['gc', '--grace', '3600', '--json']);
+  t.equal(gc.code, 0, gc.stderr);
+  t.same(JSON.parse(gc.stdout.toString()).temporaryFiles, { removed: 1, skipped: [] }, 'counted in the JSON report');
+  t.same(JSON.parse(gc.stdout.toString()).repairs, { repaired: 0, waiting: 0 }, 'no recorded repairs to finish');
+  t.notOk(existsSync(old), 'the old temporary file is gone');
+  t.ok(existsSync(young), 'the young one (a write in progress?) stays');
+  const text = await lilio(['gc', '--grace', '0']);
+  t.match(text.stdout.toString(), /temporary files: removed 1 left by interrupted writes/);
+  t.notOk(existsSync(young));
+});
+
 t.test('rebalance onto a fourth backend: dry run, move, gc of the old replicas, data intact', async (t) => {
   const config = join(home, 'four.json');
   writeFileSync(

@@ -125,7 +125,7 @@ t.test('status --json: every number checked against what was stored', async (t) 
       inlineObjects: 0,
     },
   ]);
-  t.same(status.repair, { underReplicatedChunks: 1, missingReplicas: 1, lostChunks: 0 });
+  t.same(status.repair, { underReplicatedChunks: 1, missingReplicas: 1, lostChunks: 0, recorded: 0 });
   t.same(status.gc, { queued: 2, due: 0, graceSeconds: 600 });
 
   const zeroGrace = await runCli(['status', '--json', '--config', configWith({ gc: { graceSeconds: 0 } })], env);
@@ -159,7 +159,10 @@ t.test('status in a terminal: aligned tables and the backlogs in words', async (
   const cells = (name: string) => lines.find((l) => l.startsWith(`${name} `))?.split(/ {2,}/);
   t.same(cells('photos'), ['photos', 'no', '2', '3 MiB', '4', '1 MiB']);
   t.same(cells('secret'), ['secret', 'yes', '1', '195 KiB', '4', '64 KiB']);
-  t.match(text, /\nrepair backlog: {2}1 under-replicated chunk\(s\), 1 missing replica\(s\), 0 lost\n/);
+  t.match(
+    text,
+    /\nrepair backlog: {2}1 under-replicated chunk\(s\), 1 missing replica\(s\), 0 lost; 0 chunk\(s\) recorded for repair\n/,
+  );
   t.match(text, /\ngc backlog: {6}2 chunk\(s\) queued, 0 past the 600 s grace period \(lilio gc deletes those\)\n/);
   t.match(text, /\nno live sessions\n?$/, 'the CLI commands that wrote closed their sessions as they exited');
 });
@@ -179,7 +182,7 @@ t.test('a backend that is down is shown as DOWN, and its replicas as missing', a
   t.match(down, { name: 'local-3', healthy: false, expectedChunks: 8 });
   t.match(down.error, /not a directory/);
   t.equal(down.chunks, undefined, 'nothing counted on a backend that is down');
-  t.same(status.repair, { underReplicatedChunks: 8, missingReplicas: 9, lostChunks: 0 });
+  t.same(status.repair, { underReplicatedChunks: 8, missingReplicas: 9, lostChunks: 0, recorded: 0 });
   const text = await runCli(['status', '--config', config], env);
   t.match(
     text.stdout.toString(),

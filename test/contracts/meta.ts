@@ -3,6 +3,7 @@ import type { GarbageEntry, ObjectDraft, ObjectRecord } from '../../src/core/typ
 import type { MetadataStore } from '../../src/meta/store.js';
 import { bucketRecord, byteOrder, chunkRef, FUTURE, objectDraft } from './meta-fixtures.js';
 import { listingContract } from './meta-listing.js';
+import { repairContract } from './meta-repairs.js';
 import { sessionsContract } from './meta-sessions.js';
 
 /**
@@ -400,4 +401,5 @@ export function metaContract(t: Test, factory: MetaFactory): void {
 
   listingContract(t, fresh);
   sessionsContract(t, fresh);
+  repairContract(t, fresh);
 }

@@ -1,5 +1,9 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
-import { pattern, pieces, testEngine } from '../fixtures/engine.js';
+import { Lilio } from '../../src/engine/lilio.js';
+import { pattern, pieces, testConfig, testEngine } from '../fixtures/engine.js';
 
 const CHUNK = 64 * 1024;
 
@@ -40,4 +44,28 @@ t.test('a chunk whose delete fails stays queued and is retried', async (t) => {
   faults.get('mem-1')!.failDeletes = false;
   t.equal((await lilio.collectGarbage({ graceMs: 0 })).deleted, 1);
   t.equal(await lilio.meta.garbageCount(), 0);
+});
+
+t.test('background gc (mount, server) sweeps temporary files older than the grace period', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lilio-gc-tmp-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const config = testConfig({
+    storages: [1, 2, 3].map((i) => ({ name: `disk-${i}`, type: 'local' as const, path: join(dir, String(i)) })),
+    gc: { graceSeconds: 3600 },
+  });
+  const lilio = await Lilio.open(config);
+  t.teardown(() => lilio.close());
+  const id = 'ab'.repeat(16);
+  const sub = join(dir, '2', 'ab', 'ab');
+  mkdirSync(sub, { recursive: true });
+  const old = join(sub, `.${id}.0123456789ab.tmp`);
+  const young = join(sub, `.${id}.ba9876543210.tmp`);
+  for (const file of [old, young]) writeFileSync(file, 'half a chunk');
+  const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000);
+  utimesSync(old, twoHoursAgo, twoHoursAgo);
+  lilio.startBackgroundGc(20);
+  const deadline = Date.now() + 5_000;
+  while (existsSync(old) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.notOk(existsSync(old), 'the old temporary file went at the first round');
+  t.ok(existsSync(young), 'the young one stays');
 });

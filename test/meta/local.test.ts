@@ -104,7 +104,7 @@ t.test('a schema-1 file (before sessions) is migrated in place, its records and 
 
   const store = LocalMetadataStore.open({ path: dir });
   t.teardown(() => store.close());
-  t.equal(rawDb(t, dir).pragma('user_version', { simple: true }), 2);
+  t.equal(rawDb(t, dir).pragma('user_version', { simple: true }), 3);
   t.equal((await store.getObject('photos', 'a'))?.key, 'a');
   t.same(
     (await store.peekGarbage(undefined, 10)).map((g) => g.chunk.id),
@@ -168,4 +168,29 @@ t.test('differential: random operations leave SQLite exactly where the memory st
   const keys = db.prepare(`SELECT key FROM objects WHERE bucket = 'photos'`).pluck().all() as string[];
   t.same(new Set(dirs), directoriesOf(keys), 'a directory row exists exactly where keys are under it');
   t.ok(keys.length > 10, `${keys.length} keys at the end`);
+});
+
+t.test('a schema 1 database (before the repair queue) migrates on open and keeps its data', async (t) => {
+  const dir = await tempDir(t);
+  const first = LocalMetadataStore.open({ path: dir });
+  await first.createBucket(bucketRecord('photos'));
+  const committed = await first.putObject(objectDraft('photos', 'kept.jpg'), 'absent');
+  await first.close();
+  // What a Lilio of schema 1 left: no repairs table.
+  const raw = new Database(join(dir, DB_FILE));
+  raw.exec('DROP TABLE repairs');
+  raw.pragma('user_version = 1');
+  raw.close();
+
+  const store = LocalMetadataStore.open({ path: dir });
+  t.teardown(() => store.close());
+  const db = rawDb(t, dir);
+  t.equal(db.pragma('user_version', { simple: true }), 3, 'now schema 3');
+  t.strictSame(await store.getObject('photos', 'kept.jpg'), committed, 'objects survive the migration');
+  const chunk = committed.chunks[0]!;
+  await store.queueRepairs([{ chunk, backends: ['disk-a'], queuedAt: 1 }]);
+  t.equal(await store.repairCount(), 1, 'the repair queue works');
+  const again = LocalMetadataStore.open({ path: dir });
+  t.strictSame(await again.peekRepairs(undefined, 5), [{ chunk, backends: ['disk-a'], queuedAt: 1 }], 'and persists');
+  await again.close();
 });

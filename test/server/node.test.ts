@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import t from 'tap';
+import { HttpBackend } from '../../src/backends/http.js';
 import { LocalBackend } from '../../src/backends/local.js';
 import { PrometheusNodeMetrics } from '../../src/metrics/node.js';
 import { DEFAULT_MAX_CHUNK_BYTES, StorageNode } from '../../src/server/node.js';
@@ -238,4 +239,40 @@ t.test('slow clients cannot pin the node', async (t) => {
   t.match(metrics, /lilio_node_requests_total\{route="health",method="GET",status="200"\} 1/);
   t.match(metrics, /lilio_node_requests_total\{route="chunk",method="PUT",status="aborted"\} 1/);
   t.match(metrics, /lilio_node_client_errors_total [1-9]/, 'the header timeout counted');
+});
+
+t.test('temporary files: the http backend has a real lilio node sweep the old ones, token required', async (t) => {
+  const node = await startNode(t);
+  const backend = new HttpBackend({ name: 'node', url: node.url, token: node.token, timeoutMs: 5_000 });
+  t.teardown(() => backend.close());
+  const id = chunkId();
+  await backend.put(id, Buffer.from('a whole chunk'));
+  const sub = join(node.dir, id.slice(0, 2), id.slice(2, 4));
+  // Left by a node killed in the middle of two PUTs: one long ago, one just now (a write in progress?).
+  const old = join(sub, `.${id}.0123456789ab.tmp`);
+  const young = join(sub, `.${id}.ba9876543210.tmp`);
+  for (const file of [old, young]) await writeFile(file, 'half a chunk');
+  const past = new Date(Date.now() - 2 * 3_600_000);
+  await utimes(old, past, past);
+
+  const refused = await raw(
+    node.port,
+    'DELETE /temporary-files?olderThanMs=0 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n',
+  );
+  t.equal(refused.status, 401, 'no token, no sweep');
+  const bad = await raw(
+    node.port,
+    `DELETE /temporary-files?olderThanMs=soon HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${node.token}\r\nconnection: close\r\n\r\n`,
+  );
+  t.equal(bad.status, 400, 'a malformed age is refused');
+  t.equal((await filesUnder(node.dir)).length, 3, 'nothing removed so far');
+
+  t.equal(await backend.sweepTemporaryFiles(3_600_000), 1, 'one file older than an hour');
+  t.same(
+    (await filesUnder(node.dir)).sort(),
+    [join(id.slice(0, 2), id.slice(2, 4), id), join(id.slice(0, 2), id.slice(2, 4), `.${id}.ba9876543210.tmp`)].sort(),
+    'the chunk and the young temporary file stay',
+  );
+  t.equal((await backend.get(id)).toString(), 'a whole chunk');
+  t.equal(await backend.sweepTemporaryFiles(3_600_000), 0, 'nothing left that old');
 });
