@@ -154,6 +154,9 @@ function labelOf(size: number): string {
 }
 
 interface HousekeepingResult {
+  createsAlone: number;
+  createsWithSessions: number;
+  otherSessions: number;
   sparseMs: number;
   sparseRecordBytes: number;
   gcChunks: number;
@@ -192,23 +195,57 @@ async function runHousekeeping(gcChunks: number): Promise<HousekeepingResult> {
     await vfs.release(fd);
     const sparseMs = performance.now() - started;
     const record = await lilio.meta.getObject('bench', 'sparse.img');
-    const ctx = await lilio.bucket('bench');
-    const piece = randomBytes(1024);
-    const entries = [];
-    for (let i = 0; i < gcChunks; i += 64) {
-      const batch = await Promise.all(
-        Array.from({ length: Math.min(64, gcChunks - i) }, async () => (await lilio.chunks.seal(ctx, piece)).ref),
-      );
-      for (const chunk of batch) entries.push({ chunk, queuedAt: 0 });
-      if (entries.length >= 5_000) await lilio.meta.queueGarbage(entries.splice(0));
+    // Small-file creates through the filesystem layer, alone and with other processes' sessions
+    // live on the same store, each holding a version open (read holds) and renewing its lease.
+    const creates = async (tag: string, count: number) => {
+      const begun = performance.now();
+      for (let i = 0; i < count; i++) {
+        const file = await vfs.create(`/bench/${tag}-${i}`, 0o644);
+        await vfs.write(file, piece4k, piece4k.length, 0);
+        await vfs.release(file);
+      }
+      return count / ((performance.now() - begun) / 1000);
+    };
+    const piece4k = randomBytes(4096);
+    const createsAlone = await creates('alone', 1000);
+    const held = await vfs.create('/bench/held', 0o644);
+    await vfs.write(held, randomBytes(MiB), MiB, 0);
+    await vfs.release(held);
+    const others = [];
+    for (let i = 0; i < 8; i++) {
+      const other = await Lilio.open({ ...lilio.config, sessions: { ttlSeconds: 3 } }, { role: `bench-other-${i}` });
+      const reader = await other.openObject('bench', 'held');
+      others.push({ other, hold: await other.holdVersion(reader.record) });
     }
-    await lilio.meta.queueGarbage(entries);
-    await lilio.chunks.drain();
+    const createsWithSessions = await creates('shared', 1000);
+    for (const { other, hold } of others) {
+      hold.release();
+      await other.close();
+    }
+    // Orphans as a writer leaves them: another process seals chunks and ends without committing
+    // (its session's close queues what it held as garbage).
+    const writer = await Lilio.open(lilio.config, { role: 'bench-writer' });
+    const ctx = await writer.bucket('bench');
+    const piece = randomBytes(1024);
+    for (let i = 0; i < gcChunks; i += 64) {
+      await Promise.all(
+        Array.from({ length: Math.min(64, gcChunks - i) }, async () => (await writer.chunks.seal(ctx, piece)).ref),
+      );
+    }
+    await writer.close();
     const gcStarted = performance.now();
     const { deleted } = await lilio.collectGarbage({ graceMs: 0 });
     const gcSeconds = (performance.now() - gcStarted) / 1000;
     await lilio.close();
-    return { sparseMs, sparseRecordBytes: JSON.stringify(record).length, gcChunks: deleted, gcSeconds };
+    return {
+      createsAlone,
+      createsWithSessions,
+      otherSessions: others.length,
+      sparseMs,
+      sparseRecordBytes: JSON.stringify(record).length,
+      gcChunks: deleted,
+      gcSeconds,
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -325,6 +362,11 @@ async function main(): Promise<void> {
       [
         'create a 1 TiB sparse file (create, truncate, close)',
         `${fmt(hk.sparseMs, 1)} ms, record ${hk.sparseRecordBytes} B`,
+      ],
+      ['small-file creates (4 KiB, create+write+close), this session alone', `${fmt(hk.createsAlone, 0)} files/s`],
+      [
+        `the same with ${hk.otherSessions} other sessions live, each holding a version`,
+        `${fmt(hk.createsWithSessions, 0)} files/s`,
       ],
       [
         `gc of ${hk.gcChunks.toLocaleString('en-US')} orphan chunks (3 replicas each)`,
