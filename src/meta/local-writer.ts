@@ -10,15 +10,15 @@ export interface WriterOptions {
 }
 
 /**
- * The thread that owns a local store's write connection and runs its write
- * methods (local-writer-worker.ts), so that the thread answering every FUSE
- * call never waits for SQLite's write lock or sits in a long transaction.
+ * The thread that owns a local store's second connection and runs the writes
+ * that must not run on the caller's thread (local-writer-worker.ts; which
+ * ones: local-routing.ts), so that the thread answering every FUSE call never
+ * waits for SQLite's write lock or sits in a long transaction.
  *
  * A write held up by another process's transaction (a CLI command, `lilio
  * server`) waits there, up to the busy timeout, while reads go on at once on
  * the caller's connection; WAL never makes a reader wait for a writer.
- * Requests run in the order they were sent, one transaction at a time, as
- * they did on one connection before.
+ * Requests run in the order they were sent, one transaction at a time.
  *
  * The thread starts on the first write (a read-only CLI command starts none),
  * keeps the process alive only while a write is pending, survives a request
@@ -29,6 +29,8 @@ export class LocalWriter {
   private readonly pool: WorkerPool;
   private started = false;
   private closed = false;
+  /** Requests sent and not yet answered. */
+  pending = 0;
 
   constructor(
     private readonly file: string,
@@ -41,7 +43,13 @@ export class LocalWriter {
   call(method: string, args: unknown[]): Promise<unknown> {
     if (this.closed) return Promise.reject(new UnavailableError(`metadata database ${this.file} is closed`));
     this.started = true;
-    return this.pool.run(method, { args });
+    this.pending++;
+    const answer = this.pool.run(method, { args });
+    const done = () => {
+      this.pending--;
+    };
+    answer.then(done, done);
+    return answer;
   }
 
   async close(): Promise<void> {

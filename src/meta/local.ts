@@ -15,11 +15,12 @@
  * that transaction. Readers never wait for writers in WAL mode. Work that can
  * happen outside the lock (JSON encoding, parsing returned records) does.
  *
- * Threads: the methods that write (IN_WRITER) run in a thread of their own
- * with its own connection (local-writer.ts), so a lock held by another
- * process, or a long transaction, never stalls the thread that answers every
- * FUSE call; reads run at once on the caller's connection. One class serves
- * both sides: the caller's instance sends the listed methods to the writer's.
+ * Threads: a write that would wait for the lock (held by another process),
+ * or would run long, runs in a thread of its own with its own connection
+ * (local-writer.ts), so neither stalls the thread that answers every FUSE
+ * call; short writes with the lock free run at once on the caller's
+ * connection (local-routing.ts says which), and so do reads. One class
+ * serves both sides: the caller's instance routes the methods in WRITES.
  */
 import type Database from 'better-sqlite3';
 import { ExistsError, NotEmptyError, NotFoundError, UnavailableError } from '../core/errors.js';
@@ -27,6 +28,7 @@ import type { BucketRecord, ChunkRef, GarbageEntry, ObjectDraft, ObjectRecord } 
 import { batchLimit, checkExpect, checkPrefixRename, orphanedChunks, pageLimit } from './commit-rules.js';
 import { compareKeys, dirsOf, keySuccessor, levelOf, listStart, parentOf, prefixEnd } from './keyspace.js';
 import { DEFAULT_BUSY_TIMEOUT_MS, openDatabase, type Synchronous, sqliteFailure } from './local-db.js';
+import { SENT, WriteRouting } from './local-routing.js';
 import {
   type GarbageRow,
   KEY_CEILING,
@@ -48,6 +50,13 @@ export interface LocalMetadataOptions {
 
 /** Chunk lists up to this many bytes are diffed in JavaScript; longer ones inside SQLite, in one statement. */
 const SMALL_CHUNK_LIST = 16 * 1024;
+/**
+ * A commit of more chunks than this (64 MiB of a file at the default chunk
+ * size, some 16 KiB of JSON), or a garbage batch this long, runs in the
+ * writer thread: its cost grows with the list, and one hand-off is nothing
+ * next to the data such a file carried.
+ */
+const LONG_CHUNK_LIST = 64;
 const RESCUE_ONE_BY_ONE = 16;
 
 /** iterateObjects reads this many records per query, fewer while records are large. */
@@ -55,16 +64,17 @@ const ITERATE_BATCH = 256;
 const ITERATE_BYTES = 16 * 1024 * 1024;
 
 /**
- * The methods that run in the writer thread: every one whose body calls
- * write(). A write method added to the store needs its name here, nothing
- * else; one left out fails its first call, since on the caller's side write()
- * refuses to run and the connection is query_only.
+ * The methods that write: every one whose body calls write(). Each runs on the
+ * caller's thread when it can and in the writer thread when it would wait or
+ * run long (local-routing.ts). A write method added to the store needs its
+ * name here, nothing else (and runsLong() where its work grows with its
+ * input); one left out fails its first call, loudly.
  *
- * Reads stay on the caller's thread, measured (load 11 on 2 cores): a point
- * read there costs 18-27 µs, one sent to the writer thread and back 48-96 µs
- * (the round trip alone is ~30 µs), and WAL never makes them wait for a lock.
+ * Reads always stay on the caller's thread, measured (load 11 on 2 cores): a
+ * point read there costs 18-27 µs, one sent to the writer thread and back
+ * 48-96 µs (the round trip alone is ~30 µs), and WAL never makes them wait.
  */
-export const IN_WRITER = [
+export const WRITES = [
   'createBucket',
   'updateBucket',
   'deleteBucket',
@@ -86,10 +96,11 @@ export class LocalMetadataStore implements MetadataStore {
   /** Commits made through this connection: PRAGMA data_version only counts other connections'. */
   private commits = 0;
   private closed = false;
-  /** On the caller's side, the thread its writes go to; undefined in that thread itself. */
+  /** On the caller's side, the thread its writes may go to; undefined in that thread itself. */
   private readonly writer: LocalWriter | undefined;
+  private readonly routing: WriteRouting | undefined;
 
-  /** Opens the store for use: reads on this thread, writes sent to a writer thread (started on the first write). */
+  /** Opens the store for use: reads on this thread, writes here or in a writer thread (started when first needed). */
   static open(options: LocalMetadataOptions): LocalMetadataStore {
     const writer: WriterOptions = {
       path: options.path,
@@ -98,8 +109,6 @@ export class LocalMetadataStore implements MetadataStore {
     };
     const { db, file } = openDatabase(writer.path, writer.synchronous, writer.busyTimeoutMs);
     try {
-      // Every write goes through the writer's connection; this one must never take the write lock.
-      db.pragma('query_only = ON');
       return new LocalMetadataStore(db, file, new LocalWriter(file, writer));
     } catch (err) {
       db.close();
@@ -125,8 +134,18 @@ export class LocalMetadataStore implements MetadataStore {
     this.transaction = db.transaction(<T>(body: () => T): T => body());
     this.writer = writer;
     if (writer) {
-      for (const name of IN_WRITER) {
-        Object.defineProperty(this, name, { value: (...args: unknown[]) => writer.call(name, args) });
+      const noWait = db.prepare('PRAGMA busy_timeout = 0');
+      const wait = db.prepare(`PRAGMA busy_timeout = ${db.pragma('busy_timeout', { simple: true })}`);
+      const routing = new WriteRouting(
+        writer,
+        file,
+        () => noWait.get(),
+        () => wait.get(),
+      );
+      this.routing = routing;
+      for (const name of WRITES) {
+        const method = LocalMetadataStore.prototype[name] as (...args: unknown[]) => Promise<unknown>;
+        Object.defineProperty(this, name, { value: (...args: unknown[]) => routing.call(this, name, method, args) });
       }
     }
   }
@@ -181,6 +200,7 @@ export class LocalMetadataStore implements MetadataStore {
   async commitObject(draft: ObjectDraft, expect: Expect): Promise<number> {
     // bucket, key and version have columns of their own; a draft carrying a version has it ignored.
     const { bucket, key, version: _ignored, chunks, inline, ...fields } = draft as ObjectRecord;
+    if (chunks.length > LONG_CHUNK_LIST) this.runsLong();
     const summary = JSON.stringify(fields);
     const chunkList = JSON.stringify(chunks);
     return this.write(() => {
@@ -218,6 +238,8 @@ export class LocalMetadataStore implements MetadataStore {
       this.requireBucket(bucket);
       const source = this.sql.getObject.get(bucket, from);
       if (!source) throw new NotFoundError(`${bucket}/${from} does not exist`);
+      // Its chunk list is rescued from the garbage queue and parsed for the answer.
+      if (source.chunks.length > SMALL_CHUNK_LIST) this.runsLong();
       if (from === to) return source;
       const target = this.sql.head.get(SMALL_CHUNK_LIST, bucket, to);
       if (target && !options.replace) throw new ExistsError(`${bucket}/${to} already exists`);
@@ -237,6 +259,8 @@ export class LocalMetadataStore implements MetadataStore {
 
   async renamePrefix(bucket: string, fromPrefix: string, toPrefix: string): Promise<number> {
     checkPrefixRename(fromPrefix, toPrefix);
+    // Moves every key under the prefix: a directory of any size.
+    this.runsLong();
     return this.write(() => {
       this.requireBucket(bucket);
       const fromEnd = prefixEnd(fromPrefix) ?? KEY_CEILING;
@@ -319,12 +343,14 @@ export class LocalMetadataStore implements MetadataStore {
 
   async takeGarbage(queuedBefore: number, limit: number): Promise<GarbageEntry[]> {
     batchLimit(limit);
+    this.runsLong(); // a batch, for a background task that waits for nobody
     const rows = this.write(() => this.sql.takeGarbage.all(queuedBefore, limit));
     return rows.map((row) => this.toGarbage(row)).sort((a, b) => a.queuedAt - b.queuedAt);
   }
 
   async queueGarbage(entries: GarbageEntry[]): Promise<void> {
     if (entries.length === 0) return;
+    if (entries.length > LONG_CHUNK_LIST) this.runsLong();
     this.write(() => {
       for (const { chunk, queuedAt } of entries) this.sql.enqueue.run(chunk.id, JSON.stringify(chunk), queuedAt);
     });
@@ -356,16 +382,24 @@ export class LocalMetadataStore implements MetadataStore {
   /** One BEGIN IMMEDIATE transaction: waits for the write lock up front, so it never fails half way on a busy lock. */
   private write<T>(body: () => T): T {
     this.ensureOpen();
-    if (this.writer) {
-      throw new Error(`a write to ${this.file} ran outside its writer thread: list its method in IN_WRITER (local.ts)`);
-    }
     try {
-      const result = this.transaction.immediate(body) as T;
+      const run = () => this.transaction.immediate(body) as T;
+      const result = this.routing ? this.routing.transact(run) : run();
       this.commits++;
       return result;
     } catch (err) {
+      if (err === SENT) throw err;
       throw sqliteFailure(this.file, err);
     }
+  }
+
+  /**
+   * Said by a write before work that grows with its input (a long chunk list,
+   * a whole directory): on the caller's thread, the call goes to the writer
+   * thread instead (nothing written yet, or rolled back); there, nothing.
+   */
+  private runsLong(): void {
+    this.routing?.runsLong();
   }
 
   private read<T>(body: () => T, snapshot = false): T {
@@ -402,6 +436,7 @@ export class LocalMetadataStore implements MetadataStore {
     if (oldChunks === '[]') return;
     const now = Date.now();
     if (oldChunks === null) {
+      this.runsLong();
       this.sql.retireChunks.run({ bucket, key, successor: successorText, now });
       return;
     }

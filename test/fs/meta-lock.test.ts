@@ -1,10 +1,12 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile as writeMounted } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { Vfs } from '../../src/fs/vfs.js';
 import { LocalMetadataStore } from '../../src/meta/local.js';
+import { DB_FILE } from '../../src/meta/local-db.js';
 import { testEngine } from '../fixtures/engine.js';
+import { sh, startMount } from '../fixtures/mount.js';
 import { holdWriteLock } from '../fixtures/sqlite-lock.js';
 
 // Another process holding the embedded store's write lock (a CLI command, `lilio server` in a long
@@ -31,6 +33,9 @@ async function withStore(t: Test, busyTimeoutMs?: number) {
   await lilio.createBucket('photos');
   const vfs = new Vfs(lilio, { readOnly: false, maxDirtyBuffers: 4, sealsInFlight: 2 });
   for (let i = 0; i < 3; i++) await writeFile(vfs, `/photos/f${i}.txt`);
+  // Started before the lock is taken, so that the times below are the lock's, not those of the
+  // writer thread's start (it starts when first needed, which under tsx on a busy machine is slow).
+  await meta.renamePrefix('photos', 'nothing/', 'nowhere/'); // always runs there
   return { meta, vfs };
 }
 
@@ -106,4 +111,39 @@ t.test('a lock held past the busy timeout fails the commit with UnavailableError
   await holder.released;
   await writeFile(vfs, '/photos/again.txt');
   t.equal((await vfs.getattr('/photos/again.txt')).size, DATA.length, 'commits work again once the lock is free');
+});
+
+t.test('through a real mount: stat and ls answer while a write into the mount waits for the lock', async (t) => {
+  const m = await startMount(t);
+  const dir = join(m.dir, 'locked');
+  await mkdir(dir);
+  for (let i = 0; i < 3; i++) await writeMounted(join(dir, `f${i}`), DATA);
+  const holdMs = 3_000;
+  const holder = await holdWriteLock(t, join(m.home, 'meta', DB_FILE), holdMs);
+  const lockedAt = Date.now();
+
+  // Another process writes a file: its close() is the commit, which waits for the lock.
+  let wrote = false;
+  const writer = sh('printf hello > "$1"', [join(dir, 'new')]).then((result) => {
+    wrote = true;
+    return result;
+  });
+  const times: number[] = [];
+  let missing = 0;
+  for (let i = 0; Date.now() < lockedAt + holdMs - 500; i++) {
+    const started = performance.now();
+    // A name never seen before reaches the mount every time (no cached attributes or entry).
+    await stat(join(dir, `missing-${i}`)).catch((err) => err.code === 'ENOENT' && missing++);
+    await stat(join(dir, `f${i % 3}`));
+    if (i % 10 === 0) await readdir(dir);
+    times.push(performance.now() - started);
+  }
+  const slowest = Math.max(...times);
+  t.ok(times.length > 20, `${times.length} rounds of stat answered while the lock was held`);
+  t.equal(missing, times.length, 'each lookup of a missing name said ENOENT');
+  t.ok(slowest < FREEZE_MS, `the slowest round took ${slowest.toFixed(1)} ms`);
+  t.notOk(wrote, 'the write waits for the lock');
+  await holder.released;
+  t.equal((await writer).code, 0, 'and succeeds once it is released');
+  t.equal((await stat(join(dir, 'new'))).size, 5, 'and its file is there');
 });
