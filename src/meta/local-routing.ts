@@ -17,6 +17,8 @@ import type { LocalWriter } from './local-writer.js';
  * Why not every write in the writer thread: measured on this 2-core machine
  * under load, a hand-off to another thread and back cost more than the commit
  * itself, and cp -r of 1,000 small files took 3.8-6.0 s instead of 2.3 s.
+ * Routed this way, a file created through the Vfs costs the CPU it did before
+ * (252-337 µs against 304-332), and getattr is unchanged (13-17 µs).
  *
  * A write tried here that must go is abandoned before it changed anything (its
  * transaction never began, or rolls back) and sent whole. So a routed method
