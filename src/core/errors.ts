@@ -180,6 +180,38 @@ export class FileTooBigError extends LilioError {
   }
 }
 
+/**
+ * A LilioError rebuilt from its code and message after crossing a boundary
+ * that keeps only those (a worker thread's reply): as the class that has
+ * that code, so `instanceof ConflictError` still holds. A QuorumError's
+ * replica details do not survive; its code and message do.
+ */
+export function reviveLilioError(code: ErrorCode, message: string): LilioError {
+  const make = REVIVE[code];
+  return make ? make(message) : new LilioError(code, message);
+}
+
+const REVIVE: Partial<Record<ErrorCode, (message: string) => LilioError>> = {
+  NOT_FOUND: (m) => new NotFoundError(m),
+  EXISTS: (m) => new ExistsError(m),
+  NOT_EMPTY: (m) => new NotEmptyError(m),
+  INVALID: (m) => new InvalidError(m),
+  NAME_TOO_LONG: (m) => new NameTooLongError(m),
+  IS_DIR: (m) => new IsDirError(m),
+  NOT_DIR: (m) => new NotDirError(m),
+  CONFLICT: (m) => new ConflictError(m),
+  UNAVAILABLE: (m) => new UnavailableError(m),
+  INTEGRITY: (m) => new IntegrityError(m),
+  NO_SPACE: (m) => new NoSpaceError(m),
+  PERMISSION: (m) => new PermissionError(m),
+  READ_ONLY: (m) => new ReadOnlyError(m),
+  CONFIG: (m) => new ConfigError(m),
+  TIMEOUT: (m) => new TimeoutError(m),
+  UNSUPPORTED: (m) => new UnsupportedError(m),
+  TOO_BIG: (m) => new FileTooBigError(m),
+  COMMIT_UNKNOWN: (m) => new CommitUnknownError(m),
+};
+
 export function isLilioError(err: unknown): err is LilioError {
   return err instanceof LilioError;
 }

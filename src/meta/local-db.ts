@@ -155,7 +155,11 @@ export function openDatabase(
     // Keeps the WAL from staying huge after a burst (a big renamePrefix) once it is checkpointed.
     db.pragma('journal_size_limit = 67108864');
     const conn = db;
-    conn.transaction(() => migrate(conn, file)).immediate();
+    // The write lock only when the schema needs work: a store in use by another process (holding
+    // the lock for a while) opens without waiting. migrate() checks again under the lock.
+    if (db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
+      conn.transaction(() => migrate(conn, file)).immediate();
+    }
     return { db, file };
   } catch (err) {
     db?.close();

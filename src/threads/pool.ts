@@ -1,6 +1,6 @@
 import { type TransferListItem, Worker } from 'node:worker_threads';
-import { UnavailableError } from '../core/errors.js';
-import type { WorkerReply, WorkerRequest } from './protocol.js';
+import { type ErrorCode, reviveLilioError, UnavailableError } from '../core/errors.js';
+import type { WireError, WorkerReply, WorkerRequest } from './protocol.js';
 
 /**
  * A few worker threads that take requests and answer them, for the work of
@@ -27,11 +27,13 @@ export class WorkerPool {
   /**
    * @param moduleUrl import.meta.url of the module that names the worker (its sibling).
    * @param name the worker module's file name without extension ("codec-worker").
+   * @param workerData handed to every worker this pool starts (node:worker_threads' workerData).
    */
   constructor(
     private readonly moduleUrl: string,
     private readonly name: string,
     size: number,
+    private readonly workerData?: unknown,
   ) {
     this.slots = Array.from({ length: Math.max(1, size) }, () => undefined);
   }
@@ -45,7 +47,14 @@ export class WorkerPool {
       slot.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
       if (slot.pending.size === 1) slot.worker.ref();
       const request: WorkerRequest = { id, op, args };
-      slot.worker.postMessage(request, transfer as TransferListItem[]);
+      try {
+        slot.worker.postMessage(request, transfer as TransferListItem[]);
+      } catch (err) {
+        // Arguments that cannot be cloned: this request fails, the worker never saw it.
+        slot.pending.delete(id);
+        if (slot.pending.size === 0) slot.worker.unref();
+        reject(err);
+      }
     });
   }
 
@@ -78,7 +87,7 @@ export class WorkerPool {
   }
 
   private spawn(index: number): Slot {
-    const worker = startWorker(this.moduleUrl, this.name);
+    const worker = startWorker(this.moduleUrl, this.name, this.workerData);
     worker.unref();
     const slot: Slot = { worker, pending: new Map() };
     worker.on('message', (reply: WorkerReply) => {
@@ -106,8 +115,9 @@ interface Slot {
   pending: Map<number, { resolve: (value: unknown) => void; reject: (reason: unknown) => void }>;
 }
 
-/** An error that crossed the thread boundary: message and errno-style code survive. */
-function reviveError(error: { message: string; code?: string }): Error {
+/** An error that crossed the thread boundary: message and errno-style code survive, a LilioError keeps its class. */
+function reviveError(error: WireError): Error {
+  if (error.lilio && error.code) return reviveLilioError(error.code as ErrorCode, error.message);
   const revived = new Error(error.message) as NodeJS.ErrnoException;
   if (error.code) revived.code = error.code;
   return revived;
@@ -119,12 +129,12 @@ function reviveError(error: { message: string; code?: string }): Error {
  * only load once tsx is registered inside it, so a two-line bootstrap does
  * that first.
  */
-function startWorker(moduleUrl: string, name: string): Worker {
+function startWorker(moduleUrl: string, name: string, workerData: unknown): Worker {
   if (moduleUrl.endsWith('.ts')) {
     const entry = new URL(`./${name}.ts`, moduleUrl).href;
     const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
-    return new Worker(bootstrap, { eval: true, execArgv: [] });
+    return new Worker(bootstrap, { eval: true, execArgv: [], workerData });
   }
   // No inherited execArgv: the process's own flags (--input-type, --eval...) are not the worker's.
-  return new Worker(new URL(`./${name}.js`, moduleUrl), { execArgv: [] });
+  return new Worker(new URL(`./${name}.js`, moduleUrl), { execArgv: [], workerData });
 }

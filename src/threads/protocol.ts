@@ -1,6 +1,7 @@
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, type TransferListItem } from 'node:worker_threads';
+import { isLilioError } from '../core/errors.js';
 
 /** One request to a worker thread and its answer (see pool.ts). */
 export interface WorkerRequest {
@@ -9,9 +10,14 @@ export interface WorkerRequest {
   args: Record<string, unknown>;
 }
 
-export type WorkerReply =
-  | { id: number; ok: true; result: unknown }
-  | { id: number; ok: false; error: { message: string; code?: string } };
+export type WorkerReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: WireError };
+
+/** A thrown error as it crosses back: `lilio` marks a LilioError, whose code names its class. */
+export interface WireError {
+  message: string;
+  code?: string;
+  lilio?: boolean;
+}
 
 /** What a handler returns: its result and the buffers to move (not copy) back to the main thread. */
 export interface HandlerResult {
@@ -19,33 +25,64 @@ export interface HandlerResult {
   transfer?: TransferListItem[];
 }
 
-export type Handler = (args: Record<string, unknown>) => HandlerResult;
+/**
+ * Handlers are synchronous where they can be: a worker does one job at a
+ * time, and the pool spreads jobs over workers. One that returns a promise
+ * is answered when it settles; requests that arrive meanwhile start at once,
+ * so such a handler's requests overlap only at its awaits.
+ */
+export type Handler = (args: Record<string, unknown>) => HandlerResult | Promise<HandlerResult>;
+
+export interface ServeOptions {
+  /**
+   * Run below the main thread's priority (default true; see WORKER_NICE).
+   * Off for a thread whose answers a FUSE call waits for, such as commits.
+   */
+  yieldToMain?: boolean;
+}
 
 /**
  * The worker side: answers every request with its handler's result, or with
- * the error it threw (message and errno code only; stacks stay here).
- * Handlers are synchronous on purpose: a worker does one job at a time, and
- * the pool spreads jobs over workers.
+ * the error it threw (message, errno or LilioError code; stacks stay here).
+ * A failed request leaves the thread serving the next one.
  */
-export function serveRequests(handlers: Record<string, Handler>): void {
+export function serveRequests(handlers: Record<string, Handler>, options: ServeOptions = {}): void {
   const port = parentPort;
   if (!port) throw new Error('serveRequests runs only inside a worker thread');
-  yieldToMainThread();
+  if (options.yieldToMain !== false) yieldToMainThread();
+  const reply = (reply: WorkerReply, transfer: TransferListItem[] = []) => {
+    try {
+      port.postMessage(reply, transfer);
+    } catch (err) {
+      // A result that cannot be cloned: the caller still gets an answer, and this thread lives on.
+      port.postMessage({ id: reply.id, ok: false, error: wireError(err) } satisfies WorkerReply);
+    }
+  };
+  const fail = (id: number, err: unknown) => reply({ id, ok: false, error: wireError(err) });
   port.on('message', (request: WorkerRequest) => {
-    let reply: WorkerReply;
-    let transfer: TransferListItem[] = [];
     try {
       const handler = handlers[request.op];
       if (!handler) throw new Error(`unknown operation ${request.op}`);
       const answer = handler(request.args);
-      reply = { id: request.id, ok: true, result: answer.result };
-      transfer = answer.transfer ?? [];
+      if (answer instanceof Promise) {
+        answer.then(
+          (done) => reply({ id: request.id, ok: true, result: done.result }, done.transfer),
+          (err) => fail(request.id, err),
+        );
+      } else {
+        reply({ id: request.id, ok: true, result: answer.result }, answer.transfer);
+      }
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      reply = { id: request.id, ok: false, error: { message: e?.message ?? String(err), code: e?.code } };
+      fail(request.id, err);
     }
-    port.postMessage(reply, transfer);
   });
+}
+
+function wireError(err: unknown): WireError {
+  const e = err as NodeJS.ErrnoException | undefined;
+  const error: WireError = { message: e?.message ?? String(err), code: e?.code };
+  if (isLilioError(err)) error.lilio = true;
+  return error;
 }
 
 /**
