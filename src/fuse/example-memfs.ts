@@ -98,7 +98,8 @@ export class ExampleMemfs implements FuseFilesystem {
       uid,
       gid,
       rdev: 0,
-      blksize: 4096,
+      // Tools size their buffers by st_blksize (cp: at least 128 KiB): 1 MiB lets them send 1 MiB WRITEs.
+      blksize: 1024 * 1024,
     };
     const node: MemInode = { attr, opens: 0 };
     if ((mode & S_IFMT) === S_IFDIR) node.children = new Map();
