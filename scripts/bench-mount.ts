@@ -39,12 +39,14 @@ const MiB = 1024 * KiB;
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const LILIO_BIN = join(REPO, 'bin', 'lilio');
 const MEMFS = join(REPO, 'scripts', 'bench', 'memfs.ts');
+const FUSE_MEMFS = join(REPO, 'scripts', 'bench', 'fuse-memfs.ts');
 const MOUNT_WAIT_MS = 15_000;
-const FS_IDS = ['ceiling', 'lilio', 'lilio-enc', 'rclone', 'lilio-etcd'] as const;
+const FS_IDS = ['ceiling', 'ceiling-fuse', 'lilio', 'lilio-enc', 'rclone', 'lilio-etcd'] as const;
 type FsId = (typeof FS_IDS)[number];
-const DEFAULT_FS: FsId[] = ['ceiling', 'lilio', 'lilio-enc', 'rclone'];
+const DEFAULT_FS: FsId[] = ['ceiling', 'ceiling-fuse', 'lilio', 'lilio-enc', 'rclone'];
 const LABELS: Record<FsId, string> = {
   ceiling: 'ceiling',
+  'ceiling-fuse': 'ceiling (src/fuse)',
   lilio: 'lilio',
   'lilio-enc': 'lilio (encrypted)',
   rclone: 'rclone',
@@ -792,8 +794,15 @@ function log2(text: string): void {
 
 // ---------------------------------------------------------------- the four targets
 
-function ceilingTarget(env: Env): Target {
-  const mnt = join(env.root, 'ceiling', 'mnt');
+/**
+ * An in-memory FS: scripts/bench/memfs.ts on fuse-native ('ceiling'), or
+ * src/fuse's example filesystem on our own FUSE session ('ceiling-fuse',
+ * without xattrs like the fuse-native one, so the kernel sends no GETXATTR
+ * security.capability before each WRITE).
+ */
+function ceilingTarget(env: Env, id: 'ceiling' | 'ceiling-fuse'): Target {
+  const mnt = join(env.root, id, 'mnt');
+  const [script, extra] = id === 'ceiling' ? [MEMFS, []] : [FUSE_MEMFS, ['--no-xattrs']];
   // Room for the big file and the tree, touched before mounting (see memfs.ts).
   const prealloc = env.opts.sizeMib + Math.ceil((env.opts.files * 4 * KiB) / MiB) + 64;
   const waitStats = async (m: Mount): Promise<Record<string, number> | undefined> => {
@@ -815,7 +824,7 @@ function ceilingTarget(env: Env): Target {
       await mkdir(mnt, { recursive: true });
       const m = await startMount(
         process.execPath,
-        ['--import', 'tsx', MEMFS, realpathSync(mnt), '--prealloc-mib', String(prealloc)],
+        ['--import', 'tsx', script, realpathSync(mnt), '--prealloc-mib', String(prealloc), ...extra],
         realpathSync(mnt),
         { waitMs: 120_000 },
       );
@@ -1112,8 +1121,8 @@ async function main(): Promise<number> {
         }
       }
       const target =
-        id === 'ceiling'
-          ? ceilingTarget(env)
+        id === 'ceiling' || id === 'ceiling-fuse'
+          ? ceilingTarget(env, id)
           : id === 'rclone'
             ? rcloneTarget(env)
             : await lilioTarget(env, id === 'lilio-enc', build, id === 'lilio-etcd' ? etcd : undefined);

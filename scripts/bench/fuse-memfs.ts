@@ -7,11 +7,35 @@
  *   node --import tsx scripts/bench/fuse-memfs.ts MOUNTPOINT [--prealloc-mib N] [--readers N] [--no-xattrs]
  *
  * Prints "ready" once mounted, unmounts on SIGTERM/SIGINT, exits 0 when the
- * mount goes away from outside, and on SIGUSR2 prints `stats {json}` (FUSE
- * requests per opcode so far), like scripts/bench/memfs.ts.
+ * mount goes away from outside, and on SIGUSR2 prints `stats {json}` with
+ * the same read/write counters as scripts/bench/memfs.ts since the last such
+ * line, plus `requests`: FUSE requests per opcode since the mount.
  */
 import { ExampleMemfs } from '../../src/fuse/example-memfs.js';
+import type { RequestContext } from '../../src/fuse/filesystem.js';
 import { mount } from '../../src/fuse/mount.js';
+
+const stats = { writes: 0, writeBytes: 0, maxWrite: 0, reads: 0, readBytes: 0, maxRead: 0 };
+
+/** The example filesystem, counting READ and WRITE sizes. */
+class CountingMemfs extends ExampleMemfs {
+  override async write(ctx: RequestContext, ino: number, fh: number, offset: number, data: Buffer): Promise<number> {
+    stats.writes++;
+    stats.writeBytes += data.length;
+    stats.maxWrite = Math.max(stats.maxWrite, data.length);
+    return super.write(ctx, ino, fh, offset, data);
+  }
+
+  override async read(ctx: RequestContext, ino: number, fh: number, offset: number, size: number): Promise<Buffer[]> {
+    const out = await super.read(ctx, ino, fh, offset, size);
+    let n = 0;
+    for (const piece of out) n += piece.length;
+    stats.reads++;
+    stats.readBytes += n;
+    stats.maxRead = Math.max(stats.maxRead, n);
+    return out;
+  }
+}
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
@@ -24,7 +48,7 @@ async function main(): Promise<void> {
     process.stderr.write('usage: fuse-memfs.ts MOUNTPOINT [--prealloc-mib N] [--readers N] [--no-xattrs]\n');
     process.exit(64);
   }
-  const fs = new ExampleMemfs({ preallocMiB: flag('--prealloc-mib') ?? 0, xattrs: !args.includes('--no-xattrs') });
+  const fs = new CountingMemfs({ preallocMiB: flag('--prealloc-mib') ?? 0, xattrs: !args.includes('--no-xattrs') });
   const m = await mount(fs, mnt, {
     fsname: 'memfs',
     subtype: 'memfs',
@@ -39,7 +63,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  process.on('SIGUSR2', () => process.stdout.write(`stats ${JSON.stringify(m.session.requestCounts())}\n`));
+  process.on('SIGUSR2', () => {
+    process.stdout.write(`stats ${JSON.stringify({ ...stats, requests: m.session.requestCounts() })}\n`);
+    for (const k of Object.keys(stats) as (keyof typeof stats)[]) stats[k] = 0;
+  });
   await m.closed;
   process.exit(0);
 }
