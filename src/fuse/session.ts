@@ -33,7 +33,7 @@ export interface SessionOptions {
   attrTimeout?: number;
   /** Seconds the kernel caches a name's absence (default 0: not cached). */
   negativeTimeout?: number;
-  /** Reads kept outstanding on /dev/fuse (default 2). */
+  /** Reads kept outstanding on /dev/fuse (default 2; at most UV_THREADPOOL_SIZE - 1). */
   readers?: number;
   /** Largest WRITE/READ in bytes (default 1 MiB). */
   maxWrite?: number;
@@ -45,6 +45,17 @@ export interface SessionOptions {
 }
 
 const MiB = 1024 * 1024;
+
+/**
+ * libuv's pool size, fixed when the process starts. A read of /dev/fuse
+ * holds a pool thread until the kernel has a request, so at least one thread
+ * stays free: were all of them waiting there, a filesystem call that needs
+ * the pool (fs.promises, crypto) could never run, and the request it serves
+ * would never finish.
+ */
+function threadPoolSize(): number {
+  return Number(process.env.UV_THREADPOOL_SIZE) || 4;
+}
 
 export class Session extends EventEmitter {
   private fdValue: number;
@@ -76,7 +87,7 @@ export class Session extends EventEmitter {
       entryTimeout: options.entryTimeout ?? 1,
       attrTimeout: options.attrTimeout ?? 1,
       negativeTimeout: options.negativeTimeout ?? 0,
-      readers: Math.max(1, options.readers ?? 2),
+      readers: Math.max(1, Math.min(options.readers ?? 2, threadPoolSize() - 1)),
       maxWrite: options.maxWrite ?? MiB,
       writebackCache: options.writebackCache ?? false,
       maxBackground: options.maxBackground ?? 64,

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import t from 'tap';
+import { fuseError } from '../../src/fuse/errno.js';
 import { ExampleMemfs } from '../../src/fuse/example-memfs.js';
 import type { FuseFilesystem, RequestContext } from '../../src/fuse/filesystem.js';
 import { type FuseMount, MountError, type MountOptions, mount } from '../../src/fuse/mount.js';
@@ -85,6 +86,7 @@ t.test('attributes: touch -a / -m separately, truncate, chmod, xattrs, df', asyn
   await ok(t, run('touch', ['-m', '-d', '2011-02-03 04:05:06.5', f]), 'touch -m');
   t.equal(await stat('%x', f), '2001-02-03 04:05:06.123456789 +0000', 'atime to the nanosecond');
   t.equal(await stat('%y', f), '2011-02-03 04:05:06.500000000 +0000', 'mtime set alone');
+  t.ok(Number(await stat('%W', f)) > 1_600_000_000, 'birth time, which only STATX carries');
   await ok(t, run('truncate', ['-s', '10000', f]), 'truncate up');
   t.equal(await stat('%s', f), '10000');
   t.same((await readFile(f)).subarray(1, 10000), Buffer.alloc(9999), 'zeros past the old end');
@@ -152,6 +154,24 @@ t.test('a slow request does not hold up the others', async (t) => {
   await ok(t, run('ls', [m.dir]), 'ls');
   t.ok(Date.now() - started < 2000, `answered in ${Date.now() - started} ms while the slow lookup waits`);
   t.not((await slow).code, 0, 'the slow one still answers (ENOENT)');
+});
+
+t.test('INTERRUPT reaches the request of a process that got a signal', async (t) => {
+  const fs = new ExampleMemfs();
+  let sawInterrupt = false;
+  // OPEN, not READ: page-cache reads go out as background requests that a signal does not interrupt.
+  fs.open = async (ctx) => {
+    for (let i = 0; i < 500 && !ctx.interrupted; i++) await new Promise((res) => setTimeout(res, 10));
+    sawInterrupt = ctx.interrupted;
+    throw fuseError('EINTR');
+  };
+  const m = await mountMemfs(t, {}, fs);
+  await writeFile(join(m.dir, 'f'), 'x');
+  const started = Date.now();
+  const r = await run('timeout', ['-s', 'INT', '0.5', 'cat', join(m.dir, 'f')]);
+  t.not(r.code, 0, 'cat was stopped');
+  t.ok(sawInterrupt, `the filesystem saw ctx.interrupted and gave up (${Date.now() - started} ms)`);
+  t.ok(Date.now() - started < 3000, 'well before its 5 s wait');
 });
 
 t.test('notify: the kernel drops cached names and attributes when told', async (t) => {
