@@ -163,11 +163,17 @@ export async function mount(fs: FuseFilesystem, mountpoint: string, options: Mou
     how === 'mount' ? await mountAsRoot(mountpoint, rootMode, options) : await mountWithFusermount(mountpoint, options);
   const session = new Session(fd, fs, options);
   session.start();
+  const mounted = new FuseMount(mountpoint, session, how, options);
   // Wait for INIT so that the caller's first access finds a working mount.
-  await new Promise<void>((resolve) => {
-    session.once('init', () => resolve());
-    session.once('close', () => resolve());
+  const failure = await new Promise<Error | undefined>((resolve) => {
+    session.once('init', () => resolve(undefined));
+    session.once('initFailed', (err: Error) => resolve(err));
+    session.once('close', () => resolve(new Error('the kernel closed the session')));
   });
-  if (session.isClosed) throw new MountError(`the kernel closed ${mountpoint} before INIT completed`);
-  return new FuseMount(mountpoint, session, how, options);
+  if (failure) {
+    // The kernel answers every access with an error now: take the dead mount down.
+    await mounted.unmount({ lazy: true }).catch(() => {});
+    throw new MountError(`mounting ${mountpoint} failed during INIT: ${failure.message}`);
+  }
+  return mounted;
 }

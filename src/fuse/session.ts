@@ -236,6 +236,7 @@ export class Session extends EventEmitter {
     if (outcome.kind === 'refuse') {
       this.opts.log(`fuse: ${outcome.reason}`);
       this.reply.error(unique, Errno.EPROTO);
+      this.emit('initFailed', new Error(outcome.reason));
       return;
     }
     if (outcome.kind === 'retry') {
@@ -244,7 +245,8 @@ export class Session extends EventEmitter {
     }
     this.conn = outcome.conn;
     const conn = outcome.conn;
-    Promise.resolve(this.fs.init?.(conn)).then(
+    // A synchronous throw from init() becomes a rejection too.
+    new Promise<void>((resolve) => resolve(this.fs.init?.(conn))).then(
       () => {
         this.reply.raw(unique, outcome.body);
         this.emit('init', conn);
@@ -252,6 +254,7 @@ export class Session extends EventEmitter {
       (err) => {
         this.opts.log(`fuse: filesystem init failed: ${(err as Error)?.message ?? err}`);
         this.reply.error(unique, Errno.EIO);
+        this.emit('initFailed', err);
       },
     );
   }

@@ -215,6 +215,23 @@ t.test('options: ro shows in /proc/mounts and refuses writes; a non-empty mount 
   );
 });
 
+t.test('a filesystem whose init fails is not left mounted', async (t) => {
+  const fs: FuseFilesystem = Object.assign(new ExampleMemfs(), {
+    init(): void {
+      throw new Error('no backend');
+    },
+  });
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'lilio-fuse-init-')));
+  t.teardown(() => rmdir(dir).catch(() => {}));
+  await t.rejects(mount(fs, dir, { log: () => {} }), /during INIT: no backend/);
+  t.notOk(
+    readFileSync('/proc/mounts', 'utf8')
+      .split('\n')
+      .some((l) => l.split(' ')[1] === dir),
+    'unmounted',
+  );
+});
+
 t.test('umount from outside ends the session cleanly', async (t) => {
   const m = await mountMemfs(t);
   await writeFile(join(m.dir, 'f'), 'x');
