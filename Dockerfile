@@ -7,6 +7,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
 COPY scripts/patch-fuse-native scripts/
+# binding.gyp + native/: the fd-passing addon of src/fuse, built by npm ci's install script.
+COPY binding.gyp ./
+COPY native native
 RUN npm ci --no-audit --no-fund && scripts/patch-fuse-native
 COPY tsconfig.json tsconfig.build.json ./
 COPY src src
@@ -20,6 +23,7 @@ RUN apt-get update \
 WORKDIR /lilio
 COPY --from=build /lilio/node_modules node_modules
 COPY --from=build /lilio/dist dist
+COPY --from=build /lilio/build/Release/fuse_fd.node build/Release/fuse_fd.node
 COPY package.json ./
 COPY bin bin
 ENV LILIO_HOME=/var/lib/lilio
