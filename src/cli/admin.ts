@@ -7,7 +7,7 @@ import { type AdminMetrics, NoopAdminMetrics, PrometheusAdminMetrics } from '../
 import type { Collector } from '../metrics/collector.js';
 import { PrometheusCollector } from '../metrics/prometheus.js';
 import { serveMetrics } from '../server/metrics-http.js';
-import { withEngine } from './context.js';
+import { refuseEndpoint, withEngine } from './context.js';
 
 /** Metrics for a long admin run, served while it lasts when --metrics-port is given. */
 export async function adminMetrics(
@@ -69,6 +69,7 @@ export function registerAdminCommands(program: Command): void {
         options: { repair?: boolean; json?: boolean; metricsPort?: string },
         command: Command,
       ) => {
+        refuseEndpoint(command);
         const { collector, metrics, server } = await adminMetrics(options.metricsPort);
         try {
           const report = await withEngine(

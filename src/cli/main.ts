@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { describeError, LilioError } from '../core/errors.js';
+import { describeError, LilioError, UsageError } from '../core/errors.js';
 import { registerAdminCommands } from './admin.js';
 import { registerBucketCommands } from './bucket.js';
 import { registerGcCommand } from './gc.js';
@@ -47,6 +47,10 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) {
       // Commander already printed help, the version or the usage error.
       return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`lilio: ${err.message}\n`);
+      return 2;
     }
     if (err instanceof LilioError) {
       process.stderr.write(`lilio: ${err.message}\n`);

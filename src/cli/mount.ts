@@ -12,7 +12,7 @@ import { clearStaleMount, isFuseMounted, mountLilio } from '../fs/mount.js';
 import { PrometheusFuseMetrics } from '../metrics/fuse.js';
 import { PrometheusCollector } from '../metrics/prometheus.js';
 import { serveMetrics } from '../server/metrics-http.js';
-import { configFrom } from './context.js';
+import { configFrom, refuseEndpoint } from './context.js';
 
 interface MountFlags {
   metricsPort?: string;
@@ -163,6 +163,8 @@ export function registerMountCommands(program: Command): void {
     .option('--no-xattrs', 'no extended attributes (ENOTSUP): `ls -l` then costs one FUSE call per file, not three')
     .option('-f, --foreground', 'stay in the foreground until unmounted (SIGINT/SIGTERM flush and unmount)')
     .action(async (mountpoint: string, flags: MountFlags, command: Command) => {
+      // Before touching the mountpoint or detaching: a child would only log the refusal.
+      refuseEndpoint(command);
       // A mount left by a killed process answers even mkdir with ENOTCONN: clear it first.
       await clearStaleMount(mountpoint);
       mkdirSync(mountpoint, { recursive: true });

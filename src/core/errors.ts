@@ -61,6 +61,17 @@ export class InvalidError extends LilioError {
   }
 }
 
+/**
+ * The command line itself is wrong: an option value that does not parse, or
+ * options that exclude each other. The CLI exits 2 for it, as for the usage
+ * errors its parser finds, and 1 for an operation that failed.
+ */
+export class UsageError extends LilioError {
+  constructor(message: string) {
+    super('INVALID', message);
+  }
+}
+
 export class NameTooLongError extends LilioError {
   constructor(message: string) {
     super('NAME_TOO_LONG', message);
