@@ -16,11 +16,12 @@ export const EXIT_USAGE = 2;
 
 /** One line, whatever the message held (a child's log tail, a multi-line cause). */
 function oneLine(text: string): string {
-  return text
+  const lines = text
     .split('\n')
     .map((line) => line.trim())
-    .filter((line) => line !== '')
-    .join('; ');
+    .filter((line) => line !== '');
+  // "invalid config (file):" followed by its problems reads as "invalid config (file): a; b".
+  return lines.reduce((out, line) => (out === '' ? line : `${out}${out.endsWith(':') ? ' ' : '; '}${line}`), '');
 }
 
 function say(message: string): void {
