@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   closeSync,
@@ -14,6 +14,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import type { Command } from 'commander';
 import { parseSize } from '../config/size.js';
 import {
@@ -45,6 +46,8 @@ interface MountFlags {
   /** false with --no-xattrs. */
   xattrs: boolean;
 }
+
+const runTool = promisify(execFile);
 
 /** Where a mount process leaves its pid, so `lilio umount` can ask it to flush and leave. */
 export function pidFileFor(mountpoint: string): string {
@@ -225,6 +228,16 @@ async function runDetached(mountpoint: string, argv: string[]): Promise<void> {
   console.log(`mounted ${target} (pid ${child.pid}; log ${logFile})`);
 }
 
+/** `fusermount -uz`: detaches at once, whatever the filesystem behind it is doing. */
+async function lazyUnmount(target: string): Promise<void> {
+  try {
+    await runTool('fusermount', ['-uz', target], { timeout: 10_000 });
+  } catch (err) {
+    const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
+    throw new LilioError('UNAVAILABLE', `fusermount -uz ${target} failed: ${stderr || describeError(err)}`);
+  }
+}
+
 export function registerMountCommands(program: Command): void {
   program
     .command('mount <mountpoint>')
@@ -251,8 +264,12 @@ export function registerMountCommands(program: Command): void {
   program
     .command('umount <mountpoint>')
     .alias('unmount')
-    .description('flush every open file, commit, and unmount')
-    .action(async (mountpoint: string) => {
+    .description('flush every open file, commit, and unmount (a dead or stuck mount is detached lazily)')
+    .option('--timeout <seconds>', 'how long the mount process may take to flush before a lazy unmount', '60')
+    .action(async (mountpoint: string, options: { timeout: string }) => {
+      const seconds = Number(options.timeout);
+      if (!Number.isFinite(seconds) || seconds < 0)
+        throw new UsageError(`--timeout: "${options.timeout}" is not a number of seconds`);
       const target = resolve(mountpoint);
       const pidFile = pidFileFor(target);
       let pid: number | undefined;
@@ -263,16 +280,26 @@ export function registerMountCommands(program: Command): void {
       }
       if (pid && alive(pid)) {
         process.kill(pid, 'SIGTERM');
-        if (!(await waitFor(() => !alive(pid) && !isFuseMounted(target), 120_000))) {
-          throw new LilioError('TIMEOUT', `the mount process ${pid} did not finish unmounting ${target} in 2 minutes`);
+        if (await waitFor(() => !alive(pid) && !isFuseMounted(target), seconds * 1000)) {
+          console.log(`unmounted ${target}`);
+          return;
         }
-        console.log(`unmounted ${target}`);
-        return;
+        if (!isFuseMounted(target)) {
+          console.log(`unmounted ${target} (process ${pid} is still finishing)`);
+          return;
+        }
+        // A process that does not answer (stopped, stuck on a backend) must not hang umount.
+        await lazyUnmount(target);
+        throw new LilioError(
+          'TIMEOUT',
+          `the mount process ${pid} did not unmount ${target} within ${seconds} s: detached it lazily (fusermount -uz); ` +
+            'files it had not committed keep their previous versions',
+        );
       }
       if (!isFuseMounted(target)) throw new InvalidError(`${target} is not mounted`);
-      const { execFileSync } = await import('node:child_process');
-      execFileSync('fusermount', ['-u', target], { stdio: 'inherit' });
+      // No process behind it: a dead mount (every call answers ENOTCONN). A lazy unmount never blocks on it.
+      await lazyUnmount(target);
       rmSync(pidFile, { force: true });
-      console.log(`unmounted ${target}`);
+      console.log(`unmounted ${target} (its mount process was gone)`);
     });
 }

@@ -126,7 +126,10 @@ t.test('errors through the server: one line, exit 1', async (t) => {
   const nobody = `http://127.0.0.1:${await freePort()}`;
   const unreachable = await runCli(['bucket', 'ls', '--endpoint', nobody], { LILIO_TOKEN: server.token });
   t.equal(unreachable.code, 1);
-  t.match(unreachable.stderr, /^lilio: cannot reach 127\.0\.0\.1:\d+: ECONNREFUSED\n$/);
+  t.match(
+    unreachable.stderr,
+    /^lilio: cannot reach 127\.0\.0\.1:\d+: connection refused \(is `lilio server` running there\?\)\n$/,
+  );
   const notUrl = await runCli(['bucket', 'ls', '--endpoint', 'ftp://x'], {});
   t.equal(notUrl.code, 2, 'a bad option value is bad usage');
   t.match(notUrl.stderr, /not an http:\/\/ or https:\/\/ URL/);
