@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { formatSize } from '../config/size.js';
-import { InvalidError } from '../core/errors.js';
+import { InvalidError, IsDirError } from '../core/errors.js';
 import { splitObjectPath, validateBucketName, validateKey } from '../core/names.js';
 import { openDownload } from './download.js';
 import { localFileError } from './local-errors.js';
@@ -34,7 +34,12 @@ export function registerObjectCommands(program: Command): void {
     .description('upload a local file (or - for stdin) to BUCKET/KEY')
     .action(async (local: string, target: string, _options: unknown, command: Command) => {
       const { bucket, key } = parseObjectPath(target);
-      const size = local === '-' ? undefined : (await stat(local)).size;
+      const info =
+        local === '-'
+          ? undefined
+          : await stat(local).catch((err: unknown) => Promise.reject(localFileError(err, local)));
+      if (info?.isDirectory()) throw new IsDirError(`${local} is a directory: put takes one file`);
+      const size = info?.size;
       const source = local === '-' ? process.stdin : createReadStream(local, { highWaterMark: 1024 * 1024 });
       await withTarget(command, async (target) => {
         const progress = new Progress(`put ${bucket}/${key}`, size);

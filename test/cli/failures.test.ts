@@ -117,6 +117,13 @@ t.test('a missing local file is said in our words', async (t) => {
     new RegExp(`^lilio: ${missing}: no such file or directory\\n$`),
     'put',
   );
+  failsInOneLine(
+    t,
+    await lilio(['put', home, 'files/x']),
+    1,
+    new RegExp(`^lilio: ${home} is a directory: put takes one file\\n$`),
+    'put of a directory',
+  );
 });
 
 t.test('a reader that goes away ends the command quietly (exit 0)', async (t) => {
