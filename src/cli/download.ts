@@ -1,7 +1,7 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, type Stats, type WriteStream } from 'node:fs';
 import { type FileHandle, lstat, open, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { IsDirError } from '../core/errors.js';
+import { IsDirError, NotFoundError } from '../core/errors.js';
 import { localFileError } from './local-errors.js';
 
 /**
@@ -43,16 +43,19 @@ export async function openDownload(target: string, key: string): Promise<Downloa
     path = join(target, basename(key));
     const inside = await statOrUndefined(path, true);
     if (inside?.isDirectory()) throw new IsDirError(`${path} is a directory`);
+  } else if (/\/$/.test(target)) {
+    // "out/" names a directory; without one there, writing a file "out" would not be what was asked.
+    throw new NotFoundError(`${target}: no such directory`);
   }
   const entry = await statOrUndefined(path, false);
   if (entry?.isSymbolicLink()) {
     // Written through to what the link points at; a regular file there is still replaced whole.
     const pointed = await statOrUndefined(path, true);
-    if (pointed?.isFile()) return openReplacing(await realpath(path), pointed.mode, path);
+    if (pointed?.isFile()) return openReplacing(await realpath(path), pointed, path);
     return openInPlace(path);
   }
   if (entry && !entry.isFile()) return openInPlace(path);
-  return openReplacing(path, entry?.mode, path);
+  return openReplacing(path, entry, path);
 }
 
 async function openInPlace(path: string): Promise<DownloadSink> {
@@ -76,7 +79,7 @@ async function openInPlace(path: string): Promise<DownloadSink> {
   };
 }
 
-async function openReplacing(path: string, existingMode: number | undefined, shown: string): Promise<DownloadSink> {
+async function openReplacing(path: string, existing: Stats | undefined, shown: string): Promise<DownloadSink> {
   const temp = join(dirname(path), `.${basename(path)}.lilio-${process.pid}.tmp`);
   let handle: FileHandle;
   try {
@@ -85,8 +88,12 @@ async function openReplacing(path: string, existingMode: number | undefined, sho
     // The user named TARGET, not our temporary file: say what is wrong with where TARGET lives.
     throw localFileError(err, shown);
   }
-  // The replaced file keeps its permission bits, as cp into an existing file does.
-  if (existingMode !== undefined) await handle.chmod(existingMode & 0o7777).catch(() => undefined);
+  // The replaced file keeps its permission bits and owner, as cp into an existing file does
+  // (the owner only when we may set it: as root, or when it is already ours).
+  if (existing !== undefined) {
+    await handle.chown(existing.uid, existing.gid).catch(() => undefined);
+    await handle.chmod(existing.mode & 0o7777).catch(() => undefined);
+  }
   const stream = createWriteStream(temp, { fd: handle, autoClose: true });
   return {
     path: shown,

@@ -1,6 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
+  chownSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -94,10 +95,16 @@ t.test('a symlink stays a link; the file it points at gets the content', async (
 
 t.test('a regular file is replaced whole; a directory target gets DIR/BASENAME', async (t) => {
   const file = join(out, 'plain.bin');
-  writeFileSync(file, 'old');
+  writeFileSync(file, 'old', { mode: 0o600 });
+  chownSync(file, 1234, 5678);
   const got = await lilio(['get', 'docs/deep/report.bin', file]);
   t.equal(got.code, 0, got.stderr);
   t.ok(readFileSync(file).equals(data));
+  t.match(statSync(file), { uid: 1234, gid: 5678 }, 'the replaced file keeps its owner');
+  t.equal(statSync(file).mode & 0o777, 0o600, 'and its permission bits');
+  const slash = await lilio(['get', 'docs/deep/report.bin', join(out, 'nodir/')]);
+  t.equal(slash.code, 1);
+  t.match(slash.stderr, /nodir\/: no such directory/);
 
   const intoDir = await lilio(['get', 'docs/deep/report.bin', out]);
   t.equal(intoDir.code, 0, intoDir.stderr);
