@@ -7,7 +7,8 @@ import { type AdminMetrics, NoopAdminMetrics, PrometheusAdminMetrics } from '../
 import type { Collector } from '../metrics/collector.js';
 import { PrometheusCollector } from '../metrics/prometheus.js';
 import { serveMetrics } from '../server/metrics-http.js';
-import { withEngine } from './context.js';
+import { refuseEndpoint, withEngine } from './context.js';
+import { parsePort } from './options.js';
 
 /** Metrics for a long admin run, served while it lasts when --metrics-port is given. */
 export async function adminMetrics(
@@ -15,7 +16,7 @@ export async function adminMetrics(
 ): Promise<{ collector?: Collector; metrics: AdminMetrics; server?: Server }> {
   if (port === undefined) return { metrics: new NoopAdminMetrics() };
   const collector = new PrometheusCollector();
-  const server = await serveMetrics(collector.registry, Number(port));
+  const server = await serveMetrics(collector.registry, parsePort(port, '--metrics-port'));
   return { collector, metrics: new PrometheusAdminMetrics(collector.registry), server };
 }
 
@@ -75,6 +76,7 @@ export function registerAdminCommands(program: Command): void {
         options: { repair?: boolean; json?: boolean; metricsPort?: string },
         command: Command,
       ) => {
+        refuseEndpoint(command);
         const { collector, metrics, server } = await adminMetrics(options.metricsPort);
         try {
           const report = await withEngine(

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { collectOrphans, type OrphanReport } from '../admin/orphans.js';
-import { InvalidError } from '../core/errors.js';
+import { UsageError } from '../core/errors.js';
 import type { TemporaryFileSweep } from '../engine/temporary-files.js';
 import { withEngine } from './context.js';
 
@@ -35,7 +35,7 @@ export function registerGcCommand(program: Command): void {
         if (options.grace !== undefined) {
           const seconds = Number(options.grace);
           if (!Number.isFinite(seconds) || seconds < 0)
-            throw new InvalidError(`--grace: "${options.grace}" is not a number of seconds`);
+            throw new UsageError(`--grace: "${options.grace}" is not a number of seconds`);
           graceMs = seconds * 1000;
         }
         await withEngine(command, async (lilio) => {

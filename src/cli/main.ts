@@ -1,7 +1,7 @@
-import { Command, CommanderError } from 'commander';
-import { describeError, LilioError } from '../core/errors.js';
+import { Command } from 'commander';
 import { registerAdminCommands } from './admin.js';
 import { registerBucketCommands } from './bucket.js';
+import { installProcessHandlers, reportFailure } from './failure.js';
 import { registerGcCommand } from './gc.js';
 import { registerMetaCommands } from './meta.js';
 import { registerMountCommands } from './mount.js';
@@ -37,28 +37,14 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Exit codes: 0 success, 1 a Lilio error (one line on stderr), 2 bad usage, 70 an unexpected failure. */
+/** Runs one command; the exit status and the one-line error are src/cli/failure.ts's. */
 export async function main(argv: string[]): Promise<number> {
+  installProcessHandlers();
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
     return 0;
   } catch (err) {
-    if (err instanceof CommanderError) {
-      // Commander already printed help, the version or the usage error.
-      return err.exitCode === 0 ? 0 : 2;
-    }
-    if (err instanceof LilioError) {
-      process.stderr.write(`lilio: ${err.message}\n`);
-      return 1;
-    }
-    const code = (err as NodeJS.ErrnoException)?.code;
-    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {
-      // A local file problem (ENOENT on the file to put, EACCES on the target): the user's to fix.
-      process.stderr.write(`lilio: ${describeError(err)}\n`);
-      return 1;
-    }
-    process.stderr.write(`lilio: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
-    return 70;
+    return reportFailure(err);
   }
 }

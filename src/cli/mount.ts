@@ -1,18 +1,40 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  type Stats,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import type { Command } from 'commander';
 import { parseSize } from '../config/size.js';
-import { describeError, InvalidError, LilioError } from '../core/errors.js';
+import {
+  describeError,
+  InvalidError,
+  LilioError,
+  NotDirError,
+  NotEmptyError,
+  NotFoundError,
+  UsageError,
+} from '../core/errors.js';
 import { Lilio } from '../engine/lilio.js';
 import { ErrnoError } from '../fs/errno.js';
 import { clearStaleMount, isFuseMounted, mountLilio } from '../fs/mount.js';
 import { PrometheusFuseMetrics } from '../metrics/fuse.js';
 import { PrometheusCollector } from '../metrics/prometheus.js';
 import { serveMetrics } from '../server/metrics-http.js';
-import { configFrom } from './context.js';
+import { configFrom, refuseEndpoint } from './context.js';
+import { localFileError } from './local-errors.js';
+import { parsePort } from './options.js';
 
 interface MountFlags {
   metricsPort?: string;
@@ -24,6 +46,8 @@ interface MountFlags {
   /** false with --no-xattrs. */
   xattrs: boolean;
 }
+
+const runTool = promisify(execFile);
 
 /** Where a mount process leaves its pid, so `lilio umount` can ask it to flush and leave. */
 export function pidFileFor(mountpoint: string): string {
@@ -60,23 +84,32 @@ const LOGGED_CODES = new Set([
   'COMMIT_UNKNOWN',
 ]);
 
+/** Option values are checked before detaching, so a bad one is bad usage here, not a line in a log. */
+function cacheSizeOption(flags: MountFlags): number | undefined {
+  if (flags.cacheSize === undefined) return undefined;
+  const size = parseSize(flags.cacheSize);
+  if (size === undefined) throw new UsageError(`--cache-size: "${flags.cacheSize}" is not a size`);
+  return size;
+}
+
+function metricsPortOption(flags: MountFlags): number | undefined {
+  return flags.metricsPort === undefined ? undefined : parsePort(flags.metricsPort, '--metrics-port');
+}
+
 async function runForeground(mountpoint: string, flags: MountFlags, command: Command): Promise<void> {
   const config = configFrom(command);
-  if (flags.cacheSize !== undefined) {
-    const size = parseSize(flags.cacheSize);
-    if (size === undefined) throw new InvalidError(`--cache-size: "${flags.cacheSize}" is not a size`);
-    config.cache.size = size;
-  }
+  const cacheSize = cacheSizeOption(flags);
+  if (cacheSize !== undefined) config.cache.size = cacheSize;
+  const metricsPort = metricsPortOption(flags);
   const collector = new PrometheusCollector();
   const fuseMetrics = new PrometheusFuseMetrics(collector.registry);
   const lilio = await Lilio.open(config, { collector });
-  lilio.startBackgroundGc();
-  const metricsServer =
-    flags.metricsPort !== undefined
-      ? await serveMetrics(collector.registry, Number(flags.metricsPort), flags.metricsHost)
-      : undefined;
+  let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   let mounted: Awaited<ReturnType<typeof mountLilio>>;
   try {
+    // Inside the try: a port in use must close the engine, or its timers keep the process alive.
+    if (metricsPort !== undefined)
+      metricsServer = await serveMetrics(collector.registry, metricsPort, flags.metricsHost);
     mounted = await mountLilio(lilio, mountpoint, {
       readOnly: flags.readOnly ?? false,
       allowOther: flags.allowOther ?? false,
@@ -94,6 +127,7 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
     await lilio.close();
     throw err;
   }
+  lilio.startBackgroundGc();
   const pidFile = pidFileFor(mounted.mountpoint);
   writeFileSync(pidFile, `${process.pid}\n`);
   process.stderr.write(
@@ -128,10 +162,41 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
   });
 }
 
+/**
+ * The mountpoint itself is created if missing, but never a tree of parents:
+ * a typo (/mnt/lilo/data) must not silently make directories. libfuse refuses
+ * a non-empty directory; checked here so the reason is one line, not a log.
+ */
+function prepareMountpoint(mountpoint: string): void {
+  const target = resolve(mountpoint);
+  let entry: Stats | undefined;
+  try {
+    entry = statSync(target);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw localFileError(err, target);
+  }
+  if (entry === undefined) {
+    const parent = dirname(target);
+    if (!existsSync(parent))
+      throw new NotFoundError(`cannot mount on ${target}: its parent directory ${parent} does not exist`);
+    try {
+      mkdirSync(target);
+    } catch (err) {
+      throw localFileError(err, target);
+    }
+    return;
+  }
+  if (!entry.isDirectory()) throw new NotDirError(`cannot mount on ${target}: not a directory`);
+  if (readdirSync(target).length > 0)
+    throw new NotEmptyError(`cannot mount on ${target}: the directory is not empty (mount on an empty one)`);
+}
+
 /** Starts the mount in a detached child and returns once the directory is mounted. */
 async function runDetached(mountpoint: string, argv: string[]): Promise<void> {
   const target = resolve(mountpoint);
   const logFile = join(tmpdir(), `lilio-mount-${createHash('sha256').update(target).digest('hex').slice(0, 16)}.log`);
+  // The log is appended to across runs: only what this run wrote explains its failure.
+  const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
   const log = openSync(logFile, 'a');
   const child = spawn(process.execPath, [...process.execArgv, argv[1]!, ...argv.slice(2), '--foreground'], {
     detached: true,
@@ -145,10 +210,32 @@ async function runDetached(mountpoint: string, argv: string[]): Promise<void> {
   child.unref();
   const ok = await waitFor(() => exited || isFuseMounted(target), 30_000);
   if (!ok || exited) {
-    const tail = readFileSync(logFile, 'utf8').trim().split('\n').slice(-3).join('\n');
-    throw new LilioError('UNAVAILABLE', `mount of ${target} failed:\n${tail}`);
+    if (!exited) child.kill('SIGTERM');
+    const written = readFileSync(logFile).subarray(logStart).toString('utf8').trim().split('\n');
+    // The child's own one-line error ("lilio: ..."), else its last line.
+    const reason =
+      [...written]
+        .reverse()
+        .find((line) => line.startsWith('lilio: '))
+        ?.slice('lilio: '.length) ??
+      written.at(-1) ??
+      '';
+    throw new LilioError(
+      'UNAVAILABLE',
+      `mount of ${target} failed: ${exited ? reason || 'the mount process exited' : 'not mounted after 30 s'} (log: ${logFile})`,
+    );
   }
   console.log(`mounted ${target} (pid ${child.pid}; log ${logFile})`);
+}
+
+/** `fusermount -uz`: detaches at once, whatever the filesystem behind it is doing. */
+async function lazyUnmount(target: string): Promise<void> {
+  try {
+    await runTool('fusermount', ['-uz', target], { timeout: 10_000 });
+  } catch (err) {
+    const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
+    throw new LilioError('UNAVAILABLE', `fusermount -uz ${target} failed: ${stderr || describeError(err)}`);
+  }
 }
 
 export function registerMountCommands(program: Command): void {
@@ -163,9 +250,13 @@ export function registerMountCommands(program: Command): void {
     .option('--no-xattrs', 'no extended attributes (ENOTSUP): `ls -l` then costs one FUSE call per file, not three')
     .option('-f, --foreground', 'stay in the foreground until unmounted (SIGINT/SIGTERM flush and unmount)')
     .action(async (mountpoint: string, flags: MountFlags, command: Command) => {
+      // Before touching the mountpoint or detaching: a child would only log the refusal.
+      refuseEndpoint(command);
+      cacheSizeOption(flags);
+      metricsPortOption(flags);
       // A mount left by a killed process answers even mkdir with ENOTCONN: clear it first.
       await clearStaleMount(mountpoint);
-      mkdirSync(mountpoint, { recursive: true });
+      prepareMountpoint(mountpoint);
       if (flags.foreground) await runForeground(mountpoint, flags, command);
       else await runDetached(mountpoint, process.argv);
     });
@@ -173,8 +264,12 @@ export function registerMountCommands(program: Command): void {
   program
     .command('umount <mountpoint>')
     .alias('unmount')
-    .description('flush every open file, commit, and unmount')
-    .action(async (mountpoint: string) => {
+    .description('flush every open file, commit, and unmount (a dead or stuck mount is detached lazily)')
+    .option('--timeout <seconds>', 'how long the mount process may take to flush before a lazy unmount', '60')
+    .action(async (mountpoint: string, options: { timeout: string }) => {
+      const seconds = Number(options.timeout);
+      if (!Number.isFinite(seconds) || seconds < 0)
+        throw new UsageError(`--timeout: "${options.timeout}" is not a number of seconds`);
       const target = resolve(mountpoint);
       const pidFile = pidFileFor(target);
       let pid: number | undefined;
@@ -185,16 +280,26 @@ export function registerMountCommands(program: Command): void {
       }
       if (pid && alive(pid)) {
         process.kill(pid, 'SIGTERM');
-        if (!(await waitFor(() => !alive(pid) && !isFuseMounted(target), 120_000))) {
-          throw new LilioError('TIMEOUT', `the mount process ${pid} did not finish unmounting ${target} in 2 minutes`);
+        if (await waitFor(() => !alive(pid) && !isFuseMounted(target), seconds * 1000)) {
+          console.log(`unmounted ${target}`);
+          return;
         }
-        console.log(`unmounted ${target}`);
-        return;
+        if (!isFuseMounted(target)) {
+          console.log(`unmounted ${target} (process ${pid} is still finishing)`);
+          return;
+        }
+        // A process that does not answer (stopped, stuck on a backend) must not hang umount.
+        await lazyUnmount(target);
+        throw new LilioError(
+          'TIMEOUT',
+          `the mount process ${pid} did not unmount ${target} within ${seconds} s: detached it lazily (fusermount -uz); ` +
+            'files it had not committed keep their previous versions',
+        );
       }
       if (!isFuseMounted(target)) throw new InvalidError(`${target} is not mounted`);
-      const { execFileSync } = await import('node:child_process');
-      execFileSync('fusermount', ['-u', target], { stdio: 'inherit' });
+      // No process behind it: a dead mount (every call answers ENOTCONN). A lazy unmount never blocks on it.
+      await lazyUnmount(target);
       rmSync(pidFile, { force: true });
-      console.log(`unmounted ${target}`);
+      console.log(`unmounted ${target} (its mount process was gone)`);
     });
 }

@@ -3,11 +3,12 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { LocalBackend } from '../backends/local.js';
-import { ConfigError, describeError, InvalidError } from '../core/errors.js';
+import { ConfigError, describeError, UsageError } from '../core/errors.js';
 import { PrometheusNodeMetrics } from '../metrics/node.js';
 import { serveMetrics } from '../server/metrics-http.js';
 import { StorageNode } from '../server/node.js';
 import { TokenSet } from '../server/tokens.js';
+import { parsePort } from './options.js';
 
 /**
  * A temporary file this old belongs to no write in progress: a chunk PUT may
@@ -29,13 +30,14 @@ interface NodeFlags {
 export function parseListen(listen: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
   const port = Number(match?.[3]);
-  if (!match || port > 65_535) throw new InvalidError(`--listen: "${listen}" is not HOST:PORT`);
+  if (!match || port > 65_535) throw new UsageError(`--listen: "${listen}" is not HOST:PORT`);
   return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
 }
 
 async function runNode(flags: NodeFlags): Promise<void> {
   const { host, port } = parseListen(flags.listen);
-  if (!flags.tokenFile) throw new InvalidError('lilio node needs --token-file FILE (the bearer token clients send)');
+  const metricsPort = flags.metricsPort === undefined ? undefined : parsePort(flags.metricsPort, '--metrics-port');
+  if (!flags.tokenFile) throw new UsageError('lilio node needs --token-file FILE (the bearer token clients send)');
   const tokenFile = resolve(flags.tokenFile);
   const tokens = TokenSet.fromFile(tokenFile);
   if ((statSync(tokenFile).mode & 0o077) !== 0) {
@@ -53,8 +55,11 @@ async function runNode(flags: NodeFlags): Promise<void> {
   const node = new StorageNode({ backend, tokens, metrics: new PrometheusNodeMetrics(registry) });
   const address = await node.listen(port, host);
   const metricsServer =
-    flags.metricsPort !== undefined
-      ? await serveMetrics(registry, Number(flags.metricsPort), flags.metricsHost)
+    metricsPort !== undefined
+      ? await serveMetrics(registry, metricsPort, flags.metricsHost).catch(async (err: unknown) => {
+          await node.close();
+          throw err;
+        })
       : undefined;
   const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   process.stderr.write(

@@ -1,11 +1,12 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { formatSize } from '../config/size.js';
-import { InvalidError } from '../core/errors.js';
+import { InvalidError, IsDirError } from '../core/errors.js';
 import { splitObjectPath, validateBucketName, validateKey } from '../core/names.js';
+import { openDownload } from './download.js';
+import { localFileError } from './local-errors.js';
 import { formatMode, formatTime, formatXattrValue, table } from './output.js';
 import { Progress } from './progress.js';
 import { withTarget } from './target.js';
@@ -33,7 +34,12 @@ export function registerObjectCommands(program: Command): void {
     .description('upload a local file (or - for stdin) to BUCKET/KEY')
     .action(async (local: string, target: string, _options: unknown, command: Command) => {
       const { bucket, key } = parseObjectPath(target);
-      const size = local === '-' ? undefined : (await stat(local)).size;
+      const info =
+        local === '-'
+          ? undefined
+          : await stat(local).catch((err: unknown) => Promise.reject(localFileError(err, local)));
+      if (info?.isDirectory()) throw new IsDirError(`${local} is a directory: put takes one file`);
+      const size = info?.size;
       const source = local === '-' ? process.stdin : createReadStream(local, { highWaterMark: 1024 * 1024 });
       await withTarget(command, async (target) => {
         const progress = new Progress(`put ${bucket}/${key}`, size);
@@ -45,28 +51,31 @@ export function registerObjectCommands(program: Command): void {
 
   program
     .command('get <object> <local>')
-    .description('download BUCKET/KEY to a local file (or - for stdout)')
+    .description('download BUCKET/KEY to a local file, into a directory as DIR/BASENAME, or to stdout (-)')
     .action(async (source: string, local: string, _options: unknown, command: Command) => {
       const { bucket, key } = parseObjectPath(source);
-      await withTarget(command, async (target) => {
-        const object = await target.getObject(bucket, key);
-        const progress = new Progress(`get ${bucket}/${key}`, object.size);
-        const body = counted(object.body, progress);
-        if (local === '-') {
-          await pipeline(body, process.stdout);
-        } else {
-          // Write beside the target and rename, so a failed download never leaves a torn file.
-          const temp = join(dirname(local), `.${basename(local)}.lilio-${process.pid}.tmp`);
-          try {
-            await pipeline(body, createWriteStream(temp));
-            await rename(temp, local);
-          } catch (err) {
-            await unlink(temp).catch(() => undefined);
-            throw err;
+      // The target is opened first: one that cannot be written fails before anything is downloaded.
+      const sink = local === '-' ? undefined : await openDownload(local, key);
+      try {
+        await withTarget(command, async (target) => {
+          const object = await target.getObject(bucket, key);
+          const progress = new Progress(`get ${bucket}/${key}`, object.size);
+          const body = counted(object.body, progress);
+          if (sink) {
+            await pipeline(body, sink.stream).catch((err: unknown) => {
+              // Only a failed write is about the local file; a failed read is the object's (or the server's).
+              throw (err as NodeJS.ErrnoException).syscall === 'write' ? localFileError(err, sink.path) : err;
+            });
+            await sink.commit();
+          } else {
+            await pipeline(body, process.stdout);
           }
-        }
-        progress.finish();
-      });
+          progress.finish();
+        });
+      } catch (err) {
+        await sink?.abort();
+        throw err;
+      }
     });
 
   program

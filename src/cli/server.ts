@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Command } from 'commander';
-import { describeError, InvalidError } from '../core/errors.js';
+import { describeError, UsageError } from '../core/errors.js';
 import { Lilio } from '../engine/lilio.js';
 import { PrometheusHttpMetrics } from '../metrics/http.js';
 import { PrometheusCollector } from '../metrics/prometheus.js';
@@ -8,6 +8,7 @@ import { ApiServer } from '../server/api.js';
 import { serveMetrics } from '../server/metrics-http.js';
 import { TokenSet } from '../server/tokens.js';
 import { configFrom, type GlobalOptions } from './context.js';
+import { parsePort } from './options.js';
 
 interface ServerFlags {
   listen: string;
@@ -20,14 +21,8 @@ interface ServerFlags {
 export function parseListen(text: string, what = '--listen'): { host: string; port: number } {
   const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
   const port = Number(match?.[3]);
-  if (!match || port > 65_535) throw new InvalidError(`${what}: "${text}" is not HOST:PORT`);
+  if (!match || port > 65_535) throw new UsageError(`${what}: "${text}" is not HOST:PORT`);
   return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
-}
-
-function parsePort(text: string, what: string): number {
-  const port = Number(text);
-  if (!/^\d{1,5}$/.test(text) || port > 65_535) throw new InvalidError(`${what}: "${text}" is not a port`);
-  return port;
 }
 
 function url(address: AddressInfo): string {
@@ -37,13 +32,13 @@ function url(address: AddressInfo): string {
 
 async function runServer(flags: ServerFlags, command: Command): Promise<void> {
   const { tokenFile } = command.optsWithGlobals<GlobalOptions>();
-  if (!tokenFile) throw new InvalidError('lilio server needs --token-file FILE (bearer tokens, one per line)');
+  if (!tokenFile) throw new UsageError('lilio server needs --token-file FILE (bearer tokens, one per line)');
   const tokens = TokenSet.fromFile(tokenFile);
   const listen = parseListen(flags.listen);
   const metricsPort = flags.metricsPort === undefined ? undefined : parsePort(flags.metricsPort, '--metrics-port');
   const graceSeconds = Number(flags.grace);
   if (!Number.isFinite(graceSeconds) || graceSeconds < 0)
-    throw new InvalidError(`--grace: "${flags.grace}" is not seconds`);
+    throw new UsageError(`--grace: "${flags.grace}" is not seconds`);
   const config = configFrom(command);
 
   const collector = new PrometheusCollector();

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { readClientToken } from '../config/token.js';
-import { InvalidError, NotFoundError } from '../core/errors.js';
+import { NotFoundError, UsageError } from '../core/errors.js';
 import type { ObjectRecord } from '../core/types.js';
 import type { Lilio } from '../engine/lilio.js';
 import { type BucketInfo, bucketInfo, collectStatus, type Status } from '../engine/status.js';
@@ -103,8 +103,9 @@ function clientToken(options: GlobalOptions, env: NodeJS.ProcessEnv): string | u
 export async function withTarget<T>(command: Command, run: (target: Target) => Promise<T>): Promise<T> {
   const options = command.optsWithGlobals<GlobalOptions>();
   if (!options.endpoint) return withEngine(command, (lilio) => run(engineTarget(lilio)));
-  if (options.config)
-    throw new InvalidError('--config and --endpoint exclude each other: the server has its own config');
+  if (options.config) throw new UsageError('--config and --endpoint exclude each other: the server has its own config');
+  if (!/^https?:\/\/[^/]/.test(options.endpoint))
+    throw new UsageError(`--endpoint: "${options.endpoint}" is not an http:// or https:// URL`);
   const client = new LilioClient(options.endpoint, clientToken(options, process.env));
   try {
     return await run(remoteTarget(client));

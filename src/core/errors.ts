@@ -61,6 +61,17 @@ export class InvalidError extends LilioError {
   }
 }
 
+/**
+ * The command line itself is wrong: an option value that does not parse, or
+ * options that exclude each other. The CLI exits 2 for it, as for the usage
+ * errors its parser finds, and 1 for an operation that failed.
+ */
+export class UsageError extends LilioError {
+  constructor(message: string) {
+    super('INVALID', message);
+  }
+}
+
 export class NameTooLongError extends LilioError {
   constructor(message: string) {
     super('NAME_TOO_LONG', message);
@@ -107,6 +118,8 @@ export class CommitUnknownError extends LilioError {
 export interface ReplicaFailure {
   backend: string;
   error: string;
+  /** The LilioError code of the failure, when it was one (NO_SPACE, TIMEOUT...). */
+  code?: ErrorCode;
 }
 
 /** Fewer than W replicas of a chunk could be written (or R verified on a strict read). */
@@ -117,7 +130,13 @@ export class QuorumError extends LilioError {
 
   constructor(what: string, needed: number, succeeded: number, failures: ReplicaFailure[]) {
     const detail = failures.map((f) => `${f.backend}: ${f.error}`).join('; ');
-    super('QUORUM', `${what}: quorum not reached (${succeeded}/${needed})${detail ? ` — ${detail}` : ''}`);
+    // Every replica refused for want of space: that is what the user must hear (ENOSPC on the
+    // mount, 507 from the API), not a generic I/O error.
+    const full = failures.length > 0 && failures.every((f) => f.code === 'NO_SPACE');
+    super(
+      full ? 'NO_SPACE' : 'QUORUM',
+      `${what}: ${full ? 'no space left on its backends: ' : ''}quorum not reached (${succeeded}/${needed})${detail ? ` — ${detail}` : ''}`,
+    );
     this.failures = failures;
     this.needed = needed;
     this.succeeded = succeeded;

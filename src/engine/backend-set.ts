@@ -1,5 +1,5 @@
 import type { StorageBackend } from '../backends/backend.js';
-import { describeError, LilioError, TimeoutError, UnavailableError } from '../core/errors.js';
+import { describeError, type ErrorCode, LilioError, TimeoutError, UnavailableError } from '../core/errors.js';
 import type { Collector } from '../metrics/collector.js';
 
 /** Errors that say the backend itself is unwell, as opposed to "no such chunk" or "bad id". */
@@ -13,6 +13,8 @@ interface BackendState {
   healthy: boolean;
   consecutiveFailures: number;
   downSince?: number;
+  /** The code of the last failure: why a backend is down (NO_SPACE is worth telling apart). */
+  lastFailureCode?: ErrorCode;
 }
 
 export interface BackendSetOptions {
@@ -59,6 +61,12 @@ export class BackendSet {
 
   isHealthy(name: string): boolean {
     return this.states.get(name)?.healthy ?? false;
+  }
+
+  /** Why a backend marked down is down: the code of the failure that marked it, if it was a LilioError. */
+  downCode(name: string): ErrorCode | undefined {
+    const state = this.states.get(name);
+    return state && !state.healthy ? state.lastFailureCode : undefined;
   }
 
   /** Called with a backend's name when it comes back after being down. */
@@ -124,8 +132,9 @@ export class BackendSet {
     if (!state.healthy) this.markUp(state);
   }
 
-  private failed(state: BackendState, _err: unknown): void {
+  private failed(state: BackendState, err: unknown): void {
     state.consecutiveFailures++;
+    state.lastFailureCode = err instanceof LilioError ? err.code : undefined;
     if (state.healthy && state.consecutiveFailures >= this.failuresToMarkDown) {
       state.healthy = false;
       state.downSince = Date.now();

@@ -1,4 +1,11 @@
-import { describeError, hasCode, IntegrityError, QuorumError, type ReplicaFailure } from '../core/errors.js';
+import {
+  describeError,
+  hasCode,
+  IntegrityError,
+  LilioError,
+  QuorumError,
+  type ReplicaFailure,
+} from '../core/errors.js';
 import type { ChunkRef } from '../core/types.js';
 import type { Collector } from '../metrics/collector.js';
 import type { BackendSet } from './backend-set.js';
@@ -44,13 +51,22 @@ export function writeReplicas(
 
   const attempts = chunk.replicas.map(async (name) => {
     if (!backends.isHealthy(name)) {
-      failures.push({ backend: name, error: 'backend is down' });
+      const why = backends.downCode(name);
+      failures.push({
+        backend: name,
+        error: why === 'NO_SPACE' ? 'backend is down (out of space)' : 'backend is down',
+        code: why,
+      });
     } else {
       try {
         await backends.put(name, chunk.id, stored);
         written.push(name);
       } catch (err) {
-        failures.push({ backend: name, error: describeError(err) });
+        failures.push({
+          backend: name,
+          error: describeError(err),
+          code: err instanceof LilioError ? err.code : undefined,
+        });
       }
     }
     if (decided) return;

@@ -3,6 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import Fuse from 'fuse-native';
+import { ExistsError } from '../core/errors.js';
 import type { Lilio } from '../engine/lilio.js';
 import type { FuseMetrics } from '../metrics/fuse.js';
 import { buildOps } from './ops.js';
@@ -109,7 +110,7 @@ export async function clearStaleMount(mountpoint: string): Promise<'none' | 'sta
     }
     throw err;
   }
-  throw new Error(
+  throw new ExistsError(
     `${mountpoint} is already mounted by a live filesystem; unmount it first (lilio umount ${mountpoint})`,
   );
 }

@@ -212,10 +212,22 @@ export class LilioClient {
   }
 }
 
+/** What the CLI prints for the usual ways a server cannot be reached, instead of Node's codes. */
+const TRANSPORT_REASONS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused (is `lilio server` running there?)',
+  ECONNRESET: 'connection reset',
+  ETIMEDOUT: 'timed out',
+  ENOTFOUND: 'no such host',
+  EAI_AGAIN: 'name lookup failed',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+};
+
 function transportError(err: unknown, base: URL): LilioError {
   if (err instanceof LilioError) return err;
   const code = (err as NodeJS.ErrnoException).code;
-  return new UnavailableError(`cannot reach ${base.host}: ${code ?? describeError(err)}`, { cause: err });
+  const reason = (code && TRANSPORT_REASONS[code]) ?? code ?? describeError(err);
+  return new UnavailableError(`cannot reach ${base.host}: ${reason}`, { cause: err });
 }
 
 async function readErrorBody(res: IncomingMessage): Promise<unknown> {

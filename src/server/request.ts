@@ -147,31 +147,31 @@ export interface ByteRange {
 }
 
 /**
- * One `bytes=` range (RFC 9110 §14.1.2) against an object of `size` bytes.
- * Unsatisfiable ranges answer 416 with `Content-Range: bytes * /size`; a
- * malformed header or several ranges are refused rather than silently
- * answered with the whole object.
+ * One `bytes=` range (RFC 9110 §14.1.2) against an object of `size` bytes, or
+ * undefined when the header is to be ignored and the whole object served
+ * with 200: RFC 9110 §14.2 says a server MUST ignore a range unit it does not
+ * know and MAY ignore an invalid ranges-specifier (`bytes=5-3`, `bytes=abc`)
+ * or several ranges, which we do not serve as multipart. Answering those
+ * with 400 broke clients that send them speculatively. A valid range that
+ * selects no byte (`bytes=SIZE-`, `bytes=-0`) answers 416 with
+ * `Content-Range: bytes * /size`.
  */
-export function parseRange(header: string, size: number): ByteRange {
+export function parseRange(header: string, size: number): ByteRange | undefined {
   const unsatisfiable = () =>
     new ApiError('RANGE_NOT_SATISFIABLE', `range "${header.slice(0, 60)}" is outside the object (${size} bytes)`, {
       'content-range': `bytes */${size}`,
     });
   const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!match) {
-    if (/^bytes=.*,/.test(header)) throw new InvalidError('multiple byte ranges in one request are not supported');
-    throw new InvalidError(`range "${header.slice(0, 60)}" is not of the form bytes=START-END`);
-  }
+  if (!match) return undefined;
   const [, first, last] = match as unknown as [string, string, string];
-  if (first === '' && last === '') throw new InvalidError('range "bytes=-" names no bytes');
+  if (first === '' && last === '') return undefined;
   if (first === '') {
     const suffix = Number(last);
     if (suffix === 0 || size === 0) throw unsatisfiable();
     return { start: Math.max(0, size - suffix), end: size };
   }
   const start = Number(first);
-  if (last !== '' && Number(last) < start)
-    throw new InvalidError(`range "${header.slice(0, 60)}" ends before it starts`);
+  if (last !== '' && Number(last) < start) return undefined;
   if (start >= size) throw unsatisfiable();
   return { start, end: last === '' ? size : Math.min(size, Number(last) + 1) };
 }

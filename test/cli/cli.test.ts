@@ -64,7 +64,7 @@ t.test('errors: one line on stderr and a non-zero exit code', async (t) => {
     [['bucket', 'rm', 'secret'], /not empty/],
     [['get', 'photos/none', join(home, 'x')], /does not exist/],
     [['get', 'nosuchbucket/k', '-'], /bucket "nosuchbucket" does not exist/],
-    [['put', join(home, 'missing-file'), 'photos/k'], /ENOENT/],
+    [['put', join(home, 'missing-file'), 'photos/k'], /missing-file: no such file or directory/],
     [['put', '-', 'photos/../x'], /invalid key/],
     [['stat', 'photos'], /names no object/],
   ];

@@ -126,12 +126,15 @@ t.test('errors through the server: one line, exit 1', async (t) => {
   const nobody = `http://127.0.0.1:${await freePort()}`;
   const unreachable = await runCli(['bucket', 'ls', '--endpoint', nobody], { LILIO_TOKEN: server.token });
   t.equal(unreachable.code, 1);
-  t.match(unreachable.stderr, /^lilio: cannot reach 127\.0\.0\.1:\d+: ECONNREFUSED\n$/);
+  t.match(
+    unreachable.stderr,
+    /^lilio: cannot reach 127\.0\.0\.1:\d+: connection refused \(is `lilio server` running there\?\)\n$/,
+  );
   const notUrl = await runCli(['bucket', 'ls', '--endpoint', 'ftp://x'], {});
-  t.equal(notUrl.code, 1);
+  t.equal(notUrl.code, 2, 'a bad option value is bad usage');
   t.match(notUrl.stderr, /not an http:\/\/ or https:\/\/ URL/);
   const both = await remote(['bucket', 'ls', '--config', '/etc/lilio.json']);
-  t.equal(both.code, 1);
+  t.equal(both.code, 2, 'options that exclude each other are bad usage');
   t.match(both.stderr, /--config and --endpoint exclude each other/);
   t.equal((await remote(['put', join(server.home, 'missing'), 'photos/x'])).code, 1, 'a missing local file');
 });
