@@ -303,7 +303,10 @@ t.test(
     await ok(t, run('cmp', [late, join(bucket, 'late.bin')]), 'and reads back');
     const refused = await cluster.metric('lilio_backend_errors_total', { node: 'node-3', op: 'put' });
     t.ok(refused > 0, `node-3 refused ${refused} put(s)`);
-    t.equal(await cluster.metric('lilio_backend_health', { node: 'node-3' }), 0, 'and is marked down');
+    // Marked down after its first refusals, so the cp did not try it for every chunk. (Its health
+    // right now is not asserted: any call that succeeds on the node, a repair's lookup or the
+    // probe, marks it up again, and a loaded machine may get there before the metric is read.)
+    t.ok(refused < 12, `node-3 was marked down and skipped: ${refused} of the 12 chunks were tried there`);
     const lateRecord = await cluster.record('full', 'late.bin');
     t.ok(
       lateRecord.chunks.some((c) => !holds(full, c)),
