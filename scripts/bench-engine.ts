@@ -51,6 +51,16 @@ interface RowResult {
   memMB: number;
 }
 
+/** A parsed config as the engine takes it: home in `dir`, a throwaway master key. */
+function benchConfig<P extends object>(parsed: P, dir: string) {
+  return {
+    ...parsed,
+    home: dir,
+    source: 'bench',
+    masterKey: { kind: 'env' as const, base64: randomBytes(32).toString('base64') },
+  };
+}
+
 async function runRow(spec: RowSpec): Promise<RowResult> {
   const { Lilio, parseConfig } = await builtEngine();
   const dir = mkdtempSync(join(tmpdir(), 'lilio-bench-'));
@@ -65,12 +75,7 @@ async function runRow(spec: RowSpec): Promise<RowResult> {
       storages,
       quorum: { n: 3, w: spec.w, r: spec.r, readMode: spec.strict ? 'strict' : 'first' },
     });
-    const lilio = await Lilio.open({
-      ...parsed,
-      home: dir,
-      source: 'bench',
-      masterKey: { kind: 'env', base64: randomBytes(32).toString('base64') },
-    });
+    const lilio = await Lilio.open(benchConfig(parsed, dir));
     await lilio.createBucket('bench', { encrypt: spec.encrypt });
     const piece = randomBytes(Math.min(spec.size, MiB));
     async function* source(size: number) {
@@ -181,12 +186,7 @@ async function runHousekeeping(gcChunks: number): Promise<HousekeepingResult> {
       storages,
       quorum: { n: 3, w: 2, r: 2 },
     });
-    const lilio = await Lilio.open({
-      ...parsed,
-      home: dir,
-      source: 'bench',
-      masterKey: { kind: 'env', base64: randomBytes(32).toString('base64') },
-    });
+    const lilio = await Lilio.open(benchConfig(parsed, dir));
     await lilio.createBucket('bench');
     const vfs = new Vfs(lilio, vfsOptions(lilio, false));
     const started = performance.now();
