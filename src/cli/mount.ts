@@ -128,6 +128,9 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
       await lilio.close().catch((err) => process.stderr.write(`lilio: close: ${describeError(err)}\n`));
       rmSync(pidFile, { force: true });
       resolveRun();
+      // A native session detached lazily (files still open) keeps a read of /dev/fuse pending,
+      // which would keep the process alive: leave once everything above is done.
+      if (mounted.closed) setTimeout(() => process.exit(), 200).unref();
     };
     process.once('SIGINT', () => void stop('interrupted'));
     process.once('SIGTERM', () => void stop('terminated'));

@@ -274,14 +274,14 @@ export class VfsFuseAdapter implements FuseFilesystem {
 
   release(_ctx: RequestContext, ino: number, fh: number): Promise<void> {
     return this.run('release', async () => {
+      // What this handle wrote went through the kernel's page cache, which holds it: the state the
+      // last close leaves is what the next open may keep the cache for. Read in-process, before the
+      // descriptor goes (a commit does not change size or mtime).
+      const path = this.inodes.path(ino);
+      const s = path !== undefined ? await this.vfs.fgetattr(path, fh).catch(() => undefined) : undefined;
       await this.vfs.release(fh);
       this.metrics.setOpenFiles(this.vfs.openFiles);
-      // What this handle wrote is committed now, with a new mtime: the kernel's cache holds it already.
-      const path = this.inodes.path(ino);
-      if (path !== undefined && !this.inodes.isDetached(ino)) {
-        const s = await this.vfs.getattr(path).catch(() => undefined);
-        if (s) this.seenAtOpen.set(ino, `${s.size}:${s.mtime}`);
-      }
+      if (s && !this.inodes.isDetached(ino)) this.seenAtOpen.set(ino, `${s.size}:${s.mtime}`);
     });
   }
 

@@ -6,6 +6,9 @@ import { VfsFuseAdapter } from './fuse-adapter.js';
 import type { Mounted, MountOptions } from './mount.js';
 import { Vfs, vfsOptions } from './vfs.js';
 
+/** How long an unmount waits for a lazily detached session to end before leaving it. */
+const LAZY_WAIT_MS = 1_000;
+
 export interface NativeMounted extends Mounted {
   /** Resolves when the kernel ended the session (unmounted by us or from outside). */
   closed: Promise<void>;
@@ -48,8 +51,15 @@ export async function mountNative(
       unmounted ??= (async () => {
         const failures = await vfs.flushAll();
         if (!mounted.session.isClosed) {
-          // Busy (a process still has files open): detach lazily, as umount -l would.
-          await mounted.unmount().catch(() => mounted.unmount({ lazy: true }).catch(() => undefined));
+          await mounted.unmount().catch(async () => {
+            // Busy (a process still has files open): detach lazily, as umount -l would. The session
+            // then lives until the last holder closes, so it is not waited for: the process ends
+            // (see the CLI) and the kernel fails what the holders do next, as with fuse-native.
+            const detached = mounted.unmount({ lazy: true }).catch(() => undefined);
+            await Promise.race([detached, new Promise((r) => setTimeout(r, LAZY_WAIT_MS).unref())]);
+            // Its reads of /dev/fuse still block libuv threads, and process exit with them.
+            // (Writing fusectl's abort file was tried and is not finished: see the branch report.)
+          });
         }
         return failures;
       })();
