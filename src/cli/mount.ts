@@ -45,6 +45,7 @@ interface MountFlags {
   cacheSize?: string;
   /** false with --no-xattrs. */
   xattrs: boolean;
+  fuse: string;
 }
 
 const runTool = promisify(execFile);
@@ -97,6 +98,10 @@ function metricsPortOption(flags: MountFlags): number | undefined {
 }
 
 async function runForeground(mountpoint: string, flags: MountFlags, command: Command): Promise<void> {
+  if (flags.fuse !== 'libfuse' && flags.fuse !== 'native') {
+    throw new InvalidError(`--fuse: "${flags.fuse}" is neither native nor libfuse`);
+  }
+  const fuse = flags.fuse;
   const config = configFrom(command);
   const cacheSize = cacheSizeOption(flags);
   if (cacheSize !== undefined) config.cache.size = cacheSize;
@@ -114,6 +119,7 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
       readOnly: flags.readOnly ?? false,
       allowOther: flags.allowOther ?? false,
       xattrs: flags.xattrs,
+      fuse,
       metrics: fuseMetrics,
       onError: (op, err) => {
         if (err instanceof ErrnoError) return;
@@ -144,6 +150,10 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
       clearInterval(watcher);
       process.stderr.write(`lilio: ${why}: flushing and unmounting ${mounted.mountpoint}\n`);
       const failures = await mounted.unmount();
+      const counts = mounted.requestCounts?.();
+      if (counts && process.env.LILIO_FUSE_COUNTS) {
+        process.stderr.write(`lilio: FUSE requests ${JSON.stringify(counts)}\n`);
+      }
       if (failures > 0) {
         process.stderr.write(`lilio: ${failures} file(s) could not be committed; their previous versions are intact\n`);
         process.exitCode = 1;
@@ -152,9 +162,14 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
       await lilio.close().catch((err) => process.stderr.write(`lilio: close: ${describeError(err)}\n`));
       rmSync(pidFile, { force: true });
       resolveRun();
+      // A native session detached lazily (files still open) keeps a read of /dev/fuse pending,
+      // which would keep the process alive: leave once everything above is done.
+      if (mounted.closed) setTimeout(() => process.exit(), 200).unref();
     };
     process.once('SIGINT', () => void stop('interrupted'));
     process.once('SIGTERM', () => void stop('terminated'));
+    // The native session ends when the kernel says the mount is gone (ENODEV), whoever unmounted it.
+    void mounted.closed?.then(() => stop('unmounted from outside'));
     // Unmounted from outside (fusermount -u): nothing is left to serve.
     const watcher = setInterval(() => {
       if (!isFuseMounted(mounted.mountpoint)) void stop('unmounted from outside');
@@ -247,6 +262,11 @@ export function registerMountCommands(program: Command): void {
     .option('--read-only', 'refuse every change (EROFS)')
     .option('--allow-other', 'let other users use the mount (needs user_allow_other in /etc/fuse.conf unless root)')
     .option('--cache-size <size>', 'plaintext chunk cache (default 256MiB)')
+    .option(
+      '--fuse <impl>',
+      "FUSE implementation: libfuse (fuse-native over libfuse 2) or native (Lilio's own session, 1 MiB requests)",
+      'libfuse',
+    )
     .option('--no-xattrs', 'no extended attributes (ENOTSUP): `ls -l` then costs one FUSE call per file, not three')
     .option('-f, --foreground', 'stay in the foreground until unmounted (SIGINT/SIGTERM flush and unmount)')
     .action(async (mountpoint: string, flags: MountFlags, command: Command) => {

@@ -6,6 +6,7 @@ import Fuse from 'fuse-native';
 import { ExistsError } from '../core/errors.js';
 import type { Lilio } from '../engine/lilio.js';
 import type { FuseMetrics } from '../metrics/fuse.js';
+import { mountNative } from './mount-native.js';
 import { buildOps } from './ops.js';
 import { Vfs, vfsOptions } from './vfs.js';
 
@@ -70,6 +71,8 @@ export interface MountOptions {
   /** Kernel attribute and entry cache, seconds. Short: other processes' commits show up quickly. */
   cacheSeconds?: number;
   onError?: (op: string, err: unknown) => void;
+  /** 'libfuse' (default): fuse-native over libfuse 2; 'native': our own session, src/fuse. */
+  fuse?: 'libfuse' | 'native';
 }
 
 export interface Mounted {
@@ -77,6 +80,10 @@ export interface Mounted {
   vfs: Vfs;
   /** Commits every dirty file, then unmounts. Resolves with the number of files that failed to commit. */
   unmount(): Promise<number>;
+  /** Native session only: resolves when the kernel ended it (unmounted from outside too). */
+  closed?: Promise<void>;
+  /** Native session only: FUSE requests answered per opcode. */
+  requestCounts?(): Record<string, number>;
 }
 
 /** Whether `mountpoint` is in /proc/mounts as a FUSE filesystem. */
@@ -117,6 +124,10 @@ export async function clearStaleMount(mountpoint: string): Promise<'none' | 'sta
 
 export async function mountLilio(lilio: Lilio, mountpoint: string, options: MountOptions): Promise<Mounted> {
   const target = resolve(mountpoint);
+  if (options.fuse === 'native') {
+    const native = await mountNative(lilio, target, options, clearStaleMount);
+    return { ...native, requestCounts: () => native.session.requestCounts() };
+  }
   await clearStaleMount(target);
   const vfs = new Vfs(lilio, vfsOptions(lilio, options.readOnly));
   const cacheSeconds = options.cacheSeconds ?? 1;
