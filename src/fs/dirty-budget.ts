@@ -56,6 +56,14 @@ export class DirtyBudget {
     this.holders.delete(holder);
   }
 
+  /** Takes `bytes` for `self` if they fit now; the write path's usual case, without a wait. */
+  tryReserve(self: DirtyHolder, bytes: number): boolean {
+    if (this.used + bytes > this.limit) return false;
+    this.used += bytes;
+    this.holders.add(self);
+    return true;
+  }
+
   /**
    * Takes `bytes` for `self` once they fit under the limit. `self` is the
    * calling file, inside its own exclusive section: `sealOwn` seals its oldest
@@ -64,11 +72,7 @@ export class DirtyBudget {
    */
   async reserve(self: DirtyHolder, bytes: number, sealOwn: () => Promise<void>): Promise<void> {
     for (;;) {
-      if (this.used + bytes <= this.limit) {
-        this.used += bytes;
-        this.holders.add(self);
-        return;
-      }
+      if (this.tryReserve(self, bytes)) return;
       // Nobody holds a buffer yet (room reserved, buffers about to be filled): wait for them.
       const victim = this.oldestHolder();
       if (victim === self) {

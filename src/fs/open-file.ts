@@ -74,6 +74,12 @@ export class OpenFile implements DirtyHolder {
   private readonly chunkSize: number;
   /** Sealed content (base included); undefined while it is exactly the base version. */
   private layers: FileLayers | undefined;
+  /**
+   * The layers are exactly the base version (a layered file just committed, kept to spare a
+   * rebuild): reads may take the engine's reader, with its read-ahead, as for an unchanged file.
+   * Every change clears it before its first await.
+   */
+  private layersAreBase = false;
   private readonly buffers = new Map<number, DirtyBuffer>();
   /** How much of an inline base still shows (cut by truncation). */
   private inlineLimit: number;
@@ -147,6 +153,12 @@ export class OpenFile implements DirtyHolder {
   /** lseek(SEEK_DATA / SEEK_HOLE): undefined when no data follows `offset` (ENXIO). */
   seek(offset: number, want: 'data' | 'hole'): Promise<number | undefined> {
     return this.exclusive(async () => {
+      // A dense version unchanged is data from 0 to its size: no pass over its chunk list per call
+      // (cp --sparse=auto and friends seek once per extent).
+      if (this.untouched() && this.base!.layout !== 'extents') {
+        if (offset >= this.size) return undefined;
+        return want === 'data' ? offset : this.size;
+      }
       const windows = new Map<number, Layer<unknown>[]>();
       // An untouched file keeps its fast read path: its layers are built aside, not kept.
       const sealed = this.layers ?? (this.base ? FileLayers.of(this.base, this.chunkSize, () => undefined) : undefined);
@@ -168,7 +180,7 @@ export class OpenFile implements DirtyHolder {
     const base = this.base;
     return (
       base !== undefined &&
-      this.layers === undefined &&
+      (this.layers === undefined || this.layersAreBase) &&
       this.buffers.size === 0 &&
       base.size === this.size &&
       base.inline === undefined
@@ -231,6 +243,7 @@ export class OpenFile implements DirtyHolder {
   private async writeAt(data: Buffer, position: number): Promise<void> {
     if (this.failure) throw this.failure;
     this.checkSize(position + data.byteLength);
+    this.layersAreBase = false;
     let offset = 0;
     while (offset < data.byteLength) {
       const pos = position + offset;
@@ -238,7 +251,9 @@ export class OpenFile implements DirtyHolder {
       const within = pos - window * this.chunkSize;
       const n = Math.min(data.byteLength - offset, this.chunkSize - within);
       const budget = this.limits.budget;
-      if (budget && !this.buffers.has(window)) await budget.reserve(this, this.chunkSize, () => this.sealOldest());
+      if (budget && !this.buffers.has(window) && !budget.tryReserve(this, this.chunkSize)) {
+        await budget.reserve(this, this.chunkSize, () => this.sealOldest());
+      }
       const buffer = this.bufferFor(window);
       data.copy(buffer.buf, within, offset, offset + n);
       cover(buffer.runs, within, within + n);
@@ -261,6 +276,7 @@ export class OpenFile implements DirtyHolder {
   private async truncateTo(size: number): Promise<void> {
     if (this.failure) throw this.failure;
     this.checkSize(size);
+    this.layersAreBase = false;
     if (size < this.size) {
       this.content().cutAt(size);
       this.inlineLimit = Math.min(this.inlineLimit, size);
@@ -285,6 +301,7 @@ export class OpenFile implements DirtyHolder {
       if (this.failure) throw this.failure;
       const end = Math.min(this.size, offset + length);
       if (offset >= end) return;
+      this.layersAreBase = false;
       const firstWhole = Math.ceil(offset / this.chunkSize);
       const afterWhole = Math.floor(end / this.chunkSize);
       const inside = (window: number) => window >= firstWhole && window < afterWhole;
@@ -337,6 +354,7 @@ export class OpenFile implements DirtyHolder {
       if (this.dirty || this.unlinked || !base || base.layout !== 'extents') return;
       const stored = base.chunks.reduce((sum, c) => sum + c.size, 0);
       if (stored <= COMPACT_AT_CLOSE_RATIO * (base.allocated ?? allocatedBytes(base))) return;
+      this.layersAreBase = false;
       const layers = this.content();
       for (const [window, list] of [...layers.windows]) {
         if (list.length > 1 || list.some((l) => l.chunk.ref && l.chunk.ref.size !== l.extent[2])) {
@@ -375,6 +393,7 @@ export class OpenFile implements DirtyHolder {
       // cost a pass over every extent per commit); a dense one gets the engine's read path back.
       if (record.layout === 'extents' && this.layers) this.layers.committed();
       else this.layers = undefined;
+      this.layersAreBase = this.layers !== undefined;
       this.inlineLimit = record.inline !== undefined ? record.size : 0;
       this.holdBase(record);
       this.inlineBytes = undefined;
@@ -705,6 +724,7 @@ export class OpenFile implements DirtyHolder {
     for (const window of [...this.buffers.keys()]) this.dropBuffer(window);
     const layers = this.layers;
     this.layers = undefined;
+    this.layersAreBase = false;
     if (layers) for (const piece of layers.pieces()) if (piece.own) this.dropped(piece);
     this.inlineLimit = 0;
     await this.settleLanding();
