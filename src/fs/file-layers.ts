@@ -33,6 +33,10 @@ export class FileLayers {
   private readonly shown = new Map<number, number>();
   private seq = 0;
   private lowestSeq = 0;
+  /** Pieces added since the last commit (committed() clears it). */
+  private readonly added = new Set<Piece>();
+  /** Pieces whose replicas are still being written. */
+  private readonly landing = new Set<Piece>();
 
   constructor(
     readonly chunkSize: number,
@@ -57,6 +61,7 @@ export class FileLayers {
   /** Adds a piece on top of everything so far. Extents must not cross a window boundary. */
   add(piece: Pick<Piece, 'ref' | 'pending' | 'own'>, extents: Extent[]): Piece {
     const added: Piece = { ...piece, seq: this.seq++, layers: 0 };
+    this.track(added);
     for (const extent of extents) {
       if (extent[2] <= 0) continue;
       addLayer(this.windows, this.chunkSize, added, extent);
@@ -70,6 +75,7 @@ export class FileLayers {
   /** Adds a piece beneath everything so far (an inline base turned into the file's oldest chunk). */
   addUnder(piece: Pick<Piece, 'ref' | 'pending' | 'own'>, extents: Extent[]): Piece {
     const added: Piece = { ...piece, seq: --this.lowestSeq, layers: 0 };
+    this.track(added);
     for (const extent of extents) {
       if (extent[2] <= 0) continue;
       const window = Math.floor(extent[0] / this.chunkSize);
@@ -141,7 +147,13 @@ export class FileLayers {
 
   /** Everything shown is committed now: no piece is this session's to delete any more. */
   committed(): void {
-    for (const piece of this.pieces()) piece.own = false;
+    for (const piece of this.added) piece.own = false;
+    this.added.clear();
+  }
+
+  /** What the pieces still being written resolve to (a commit waits for all of them). */
+  pending(): Promise<ChunkRef>[] {
+    return [...this.landing].flatMap((piece) => (piece.pending ? [piece.pending] : []));
   }
 
   /** Distinct chunks a window's layers come from (what a read of the whole window fetches). */
@@ -212,6 +224,16 @@ export class FileLayers {
       if (extent[0] !== w * this.chunkSize || extent[1] !== 0 || extent[2] !== length) return false;
     }
     return true;
+  }
+
+  private track(piece: Piece): void {
+    if (piece.own) this.added.add(piece);
+    if (!piece.pending) return;
+    this.landing.add(piece);
+    piece.pending.then(
+      () => this.landing.delete(piece),
+      () => this.landing.delete(piece),
+    );
   }
 
   private touch(window: number): void {

@@ -17,6 +17,13 @@ interface DirtyBuffer {
   buf: Buffer;
   /** Window-relative [start, end) runs holding written bytes: sorted, disjoint. */
   runs: Array<[number, number]>;
+  /**
+   * Runs committed already (stored as slices) whose bytes the buffer still
+   * holds: a window filled a little per commit (a log file fsynced as it
+   * grows) is sealed as one whole chunk once these and `runs` cover it,
+   * instead of piling up one slice per commit.
+   */
+  clean: Array<[number, number]>;
   /** Budget clock of the last write. */
   touched: number;
 }
@@ -42,6 +49,8 @@ export interface OpenFileLimits {
 const MAX_PIECES_PER_WINDOW = 128;
 /** Close compacts a file whose chunks store more than this times the bytes it shows. */
 const COMPACT_AT_CLOSE_RATIO = 1.1;
+/** Windows being filled from their start whose committed bytes a file keeps in memory after a commit. */
+const MAX_RETAINED_WINDOWS = 4;
 
 /**
  * One file as this mount sees it while any handle has it open: the committed
@@ -129,6 +138,9 @@ export class OpenFile implements DirtyHolder {
   /** The file is no longer open: the version it read may be collected. */
   closed(): void {
     this.holdBase(undefined);
+    // What the last commit left in memory to extend (clean runs only) goes with the last handle.
+    for (const [window, buffer] of [...this.buffers]) if (buffer.runs.length === 0) this.dropBuffer(window);
+    if (this.buffers.size === 0) this.limits.budget?.forget(this);
   }
 
   // ---- reads ----
@@ -176,12 +188,18 @@ export class OpenFile implements DirtyHolder {
     });
   }
 
+  /** Whether any buffer holds bytes not committed yet (not only bytes kept after a commit). */
+  private hasDirtyBuffers(): boolean {
+    for (const buffer of this.buffers.values()) if (buffer.runs.length > 0) return true;
+    return false;
+  }
+
   private untouched(): boolean {
     const base = this.base;
     return (
       base !== undefined &&
       (this.layers === undefined || this.layersAreBase) &&
-      this.buffers.size === 0 &&
+      !this.hasDirtyBuffers() &&
       base.size === this.size &&
       base.inline === undefined
     );
@@ -220,7 +238,7 @@ export class OpenFile implements DirtyHolder {
     const buffer = this.buffers.get(window);
     if (buffer) {
       const start = window * this.chunkSize;
-      for (const [s, e] of buffer.runs) {
+      for (const [s, e] of [...buffer.clean, ...buffer.runs]) {
         const a = Math.max(from, start + s);
         const b = Math.min(to, start + e);
         if (a < b) buffer.buf.copy(target, at + a - from, a - start, b - start);
@@ -261,7 +279,7 @@ export class OpenFile implements DirtyHolder {
       offset += n;
       if (pos + n > this.size) this.size = pos + n;
       // A window written whole is done for a sequential writer: seal it now, in the background.
-      if (covers(buffer.runs, 0, this.chunkSize)) await this.sealWindow(window);
+      if (coversWith(buffer, 0, this.chunkSize)) await this.sealWindow(window);
     }
     this.dirty = true;
     this.attrs.mtimeMs = this.attrs.ctimeMs = Date.now();
@@ -283,7 +301,10 @@ export class OpenFile implements DirtyHolder {
       for (const [window, buffer] of this.buffers) {
         const start = window * this.chunkSize;
         if (start >= size) this.dropBuffer(window);
-        else buffer.runs = clipRuns(buffer.runs, 0, size - start);
+        else {
+          buffer.runs = clipRuns(buffer.runs, 0, size - start);
+          buffer.clean = clipRuns(buffer.clean, 0, size - start);
+        }
       }
     }
     this.size = size;
@@ -389,9 +410,9 @@ export class OpenFile implements DirtyHolder {
       const unreferenced = orphans.filter((c) => !referenced.has(c.id));
       if (unreferenced.length > 0) await this.lilio.writerDeps.discard(unreferenced);
       this.base = record;
-      // A layered file keeps its layers (rebuilding them from the record on the next write would
-      // cost a pass over every extent per commit); a dense one gets the engine's read path back.
-      if (record.layout === 'extents' && this.layers) this.layers.committed();
+      // The layers stay (rebuilding them from the record on the next write would cost a pass over
+      // every chunk per commit); reads take the engine's path until something changes again.
+      if (record.inline === undefined && this.layers) this.layers.committed();
       else this.layers = undefined;
       this.layersAreBase = this.layers !== undefined;
       this.inlineLimit = record.inline !== undefined ? record.size : 0;
@@ -399,7 +420,7 @@ export class OpenFile implements DirtyHolder {
       this.inlineBytes = undefined;
       this.cachedReader = undefined;
       this.dirty = false;
-      this.limits.budget?.forget(this);
+      if (this.buffers.size === 0) this.limits.budget?.forget(this);
       return record;
     } catch (err) {
       // A commit that may have landed: the engine queued (or left) its chunks, which must not be deleted here.
@@ -499,7 +520,7 @@ export class OpenFile implements DirtyHolder {
   private bufferFor(window: number): DirtyBuffer {
     let buffer = this.buffers.get(window);
     if (!buffer) {
-      buffer = { buf: this.pool().take(), runs: [], touched: 0 };
+      buffer = { buf: this.pool().take(), runs: [], clean: [], touched: 0 };
       // Counted against the budget by the caller (reserve), before the buffer was taken.
       this.buffers.set(window, buffer);
     }
@@ -541,14 +562,23 @@ export class OpenFile implements DirtyHolder {
    * the file's end (older layers there go), else as a slice holding only the
    * runs written, laid over what is below.
    */
-  private async sealWindow(window: number): Promise<void> {
+  private async sealWindow(window: number, retain = false): Promise<void> {
     const buffer = this.takeBuffer(window);
     if (!buffer) return;
+    if (buffer.runs.length === 0) {
+      // Only bytes committed already (kept to extend the window): nothing to store.
+      this.pool().give(buffer.buf);
+      return;
+    }
     const start = window * this.chunkSize;
     const length = Math.min(this.chunkSize, this.size - start);
-    if (covers(buffer.runs, 0, length)) {
+    if (coversWith(buffer, 0, length)) {
       this.content().clearWindow(window);
       if (window === 0) this.inlineLimit = 0;
+      // The end of a file being appended to: what follows is stored as slices over this chunk until
+      // the window is full, then as one chunk again; its bytes stay here for that (a copy, as the
+      // buffer itself is being stored).
+      if (retain && length < this.chunkSize) this.retain(window, buffer.buf, length);
       await this.sealPiece(buffer.buf, length, [[start, 0, length]]);
       return;
     }
@@ -563,6 +593,21 @@ export class OpenFile implements DirtyHolder {
     await this.sealPiece(buffer.buf, packed, extents);
   }
 
+  private retainedCount(): number {
+    let retained = 0;
+    for (const buffer of this.buffers.values()) if (buffer.runs.length === 0) retained++;
+    return retained;
+  }
+
+  /** Keeps a copy of a window's committed first `length` bytes, if the budget has room and few are kept. */
+  private retain(window: number, bytes: Buffer, length: number): void {
+    if (this.retainedCount() >= MAX_RETAINED_WINDOWS) return;
+    if (this.limits.budget && !this.limits.budget.tryReserve(this, this.chunkSize)) return;
+    const buf = this.pool().take();
+    bytes.copy(buf, 0, 0, length);
+    this.buffers.set(window, { buf, runs: [], clean: [[0, length]], touched: this.tick() });
+  }
+
   /** Seals the runs of several windows' buffers into as few chunks as fit (a commit's slices). */
   private async packRuns(windows: number[]): Promise<void> {
     let buf: Buffer | undefined;
@@ -575,8 +620,9 @@ export class OpenFile implements DirtyHolder {
       packed = 0;
       extents = [];
     };
+    let retained = this.retainedCount();
     for (const window of windows) {
-      const buffer = this.takeBuffer(window)!;
+      const buffer = this.buffers.get(window)!;
       const bytes = buffer.runs.reduce((sum, [s, e]) => sum + e - s, 0);
       if (packed + bytes > this.chunkSize) await flush();
       buf ??= this.pool().take();
@@ -586,7 +632,18 @@ export class OpenFile implements DirtyHolder {
         extents.push([start + s, packed, e - s]);
         packed += e - s;
       }
-      this.pool().give(buffer.buf);
+      // A window being filled from its start (an appending writer that fsyncs) keeps its bytes, so
+      // that once full it is stored as one chunk and its slices go; any other buffer is done.
+      const clean = [...buffer.clean];
+      for (const [s, e] of buffer.runs) cover(clean, s, e);
+      if (retained < MAX_RETAINED_WINDOWS && clean.length === 1 && clean[0]![0] === 0) {
+        buffer.clean = clean;
+        buffer.runs = [];
+        retained++;
+      } else {
+        this.takeBuffer(window);
+        this.pool().give(buffer.buf);
+      }
     }
     await flush();
   }
@@ -695,8 +752,11 @@ export class OpenFile implements DirtyHolder {
     }
     const partial: number[] = [];
     for (const window of [...this.buffers.keys()].sort((a, b) => a - b)) {
+      const buffer = this.buffers.get(window)!;
+      if (buffer.runs.length === 0) continue; // committed bytes kept in memory: nothing new
       const length = Math.min(this.chunkSize, this.size - window * this.chunkSize);
-      if (covers(this.buffers.get(window)!.runs, 0, length)) await this.sealWindow(window);
+      // Written whole now, or filled up with what earlier commits stored as slices: one chunk.
+      if (covers(buffer.runs, 0, length) || coversWith(buffer, 0, this.chunkSize)) await this.sealWindow(window, true);
       else partial.push(window);
     }
     await this.packRuns(partial);
@@ -712,10 +772,7 @@ export class OpenFile implements DirtyHolder {
 
   /** Waits until every piece shown has landed on W replicas; throws the first failure. */
   private async landAll(): Promise<void> {
-    const pending = this.content()
-      .pieces()
-      .flatMap((p) => (p.pending ? [p.pending] : []));
-    await Promise.all(pending);
+    await Promise.all(this.content().pending());
     if (this.failure) throw this.failure;
   }
 
@@ -747,6 +804,14 @@ export class OpenFile implements DirtyHolder {
       this.xattrs = base.xattrs ? { ...base.xattrs } : undefined;
     }
   }
+}
+
+/** Whether a buffer's new and committed runs together cover [from, to). */
+function coversWith(buffer: DirtyBuffer, from: number, to: number): boolean {
+  if (buffer.clean.length === 0) return covers(buffer.runs, from, to);
+  const all = [...buffer.clean];
+  for (const [s, e] of buffer.runs) cover(all, s, e);
+  return covers(all, from, to);
 }
 
 /** Runs clipped to [from, to). */

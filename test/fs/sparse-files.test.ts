@@ -155,6 +155,74 @@ t.test('4 KiB random writes store slices, read back exactly, and close compacts 
   t.ok(stored <= 1.1 * 3 * size, `stored ${(stored / (3 * size)).toFixed(3)}x the file after compaction`);
 });
 
+t.test('a log file fsynced as it grows is stored as whole chunks, not one slice per fsync', async (t) => {
+  const { vfs, lilio, meter } = await setup(t);
+  const fd = await vfs.create('/bkt/log', 0o644);
+  const model = pattern(3 * CHUNK + 4096, 21);
+  for (let at = 0; at < model.length; at += 4096) {
+    await vfs.write(fd, model.subarray(at, at + 4096), 4096, at);
+    await vfs.fsync(fd);
+  }
+  const record = await lilio.meta.getObject('bkt', 'log');
+  // 3 full windows as 3 chunks, and the last 4 KiB as its own chunk: not 49 slices.
+  t.equal(record?.chunks.length, 4, `chunks after 49 appends, each fsynced: ${record?.chunks.length}`);
+  t.ok((await readAll(vfs, '/bkt/log', model.length)).equals(model), 'reads back while open');
+  await vfs.release(fd);
+  t.ok((await readAll(vfs, '/bkt/log', model.length)).equals(model), 'reads back after close');
+  // Each byte stored at most twice (as a slice, then in its window's chunk) on each of 3 replicas.
+  t.ok(meter.written <= 2 * 3 * model.length, `backend bytes ${(meter.written / model.length).toFixed(2)}x the file`);
+  await lilio.collectGarbage({ graceMs: 0 });
+  t.equal(await meter.stored(), 3 * model.length, 'the slices are garbage once their window is whole');
+});
+
+t.test('appends with fsyncs, truncates and reopens against a model', async (t) => {
+  const { vfs, lilio } = await setup(t, { maxDirtyBuffers: 3 });
+  let model = Buffer.alloc(0);
+  let seed = 7;
+  const rand = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  let fd = await vfs.create('/bkt/applog', 0o644);
+  for (let step = 0; step < 200; step++) {
+    const op = rand(12);
+    if (op < 8) {
+      const length = [1, 700, 4096, 20_000, CHUNK - 5][rand(5)]!;
+      const data = pattern(length, step + 3);
+      await vfs.write(fd, data, length, model.length);
+      model = Buffer.concat([model, data]);
+      if (rand(2) === 0) await vfs.fsync(fd);
+    } else if (op === 8) {
+      const size = rand(model.length + 1);
+      await vfs.ftruncate(fd, size);
+      model = Buffer.from(model.subarray(0, size));
+    } else if (op === 9) {
+      // Another write inside what the last commits kept in memory.
+      const at = rand(model.length + 1);
+      const data = pattern(Math.min(300, model.length - at), step + 500);
+      await vfs.write(fd, data, data.length, at);
+      data.copy(model, at);
+    } else if (op === 10) {
+      await vfs.release(fd);
+      fd = await vfs.open('/bkt/applog', 2);
+    } else {
+      await vfs.fsync(fd);
+    }
+    if (step % 20 === 19) {
+      const back = await readAll(vfs, '/bkt/applog', model.length);
+      if (!back.equals(model)) {
+        t.fail(`content differs from the model after step ${step}`);
+        return;
+      }
+    }
+  }
+  await vfs.release(fd);
+  t.ok((await readAll(vfs, '/bkt/applog', model.length)).equals(model), 'the committed file matches the model');
+  const record = await lilio.meta.getObject('bkt', 'applog');
+  const windows = Math.ceil(model.length / CHUNK);
+  t.ok((record?.chunks.length ?? 0) <= 4 * windows, `${record?.chunks.length} chunks for ${windows} windows`);
+});
+
 t.test('truncate down then up reads zeros; punch hole drops whole windows', async (t) => {
   const { vfs, lilio } = await setup(t);
   const size = 5 * CHUNK + 100;
