@@ -156,6 +156,13 @@ export function metaContract(t: Test, factory: MetaFactory): void {
       objectDraft('photos', 'empty', { chunks: [], size: 0, inline: '' }),
       objectDraft('photos', 'link', { kind: 'symlink', chunks: [], inline: Buffer.from('big.iso').toString('base64') }),
       objectDraft('photos', 'dir/'),
+      objectDraft('photos', 'fifo', { kind: 'fifo', chunks: [], size: 0 }),
+      objectDraft('photos', 'null', {
+        kind: 'chardev',
+        chunks: [],
+        size: 0,
+        attrs: { mode: 0o666, uid: 0, gid: 0, mtimeMs: 1, atimeMs: 2, ctimeMs: 3, rdev: 0x103 },
+      }),
       objectDraft('photos', 'ünï/cödé/😀 file', {
         attrs: { mode: 0o600, uid: 0, gid: 0, mtimeMs: 1, atimeMs: 2, ctimeMs: 3 },
       }),
