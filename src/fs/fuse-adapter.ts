@@ -236,12 +236,14 @@ export class VfsFuseAdapter implements FuseFilesystem {
 
   rename(_ctx: RequestContext, parent: number, name: string, newParent: number, newName: string, flags: number) {
     return this.run('rename', async () => {
-      // No store swaps two names in one commit yet; EINVAL is what renameat2 answers on a
-      // filesystem without the flag (tools such as `mv --exchange` report it and change nothing).
-      if (flags & RenameFlag.EXCHANGE) throw new ErrnoError(Errno.EINVAL, 'RENAME_EXCHANGE is not supported');
-      if (flags & ~RenameFlag.NOREPLACE) throw new ErrnoError(Errno.EINVAL, `rename flags ${flags}`);
       const from = childPath(this.pathOf(parent), name);
       const to = childPath(this.pathOf(newParent), newName);
+      if (flags === RenameFlag.EXCHANGE) {
+        await this.vfs.exchange(from, to);
+        this.inodes.exchange(from, to);
+        return;
+      }
+      if (flags & ~RenameFlag.NOREPLACE) throw new ErrnoError(Errno.EINVAL, `rename flags ${flags}`);
       await this.vfs.rename(from, to, { noReplace: (flags & RenameFlag.NOREPLACE) !== 0 });
       this.inodes.rename(from, to);
     });

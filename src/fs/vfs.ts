@@ -569,6 +569,49 @@ export class Vfs {
     await this.renamed(src, dest);
   }
 
+  /**
+   * renameat2's RENAME_EXCHANGE: the two names swap what they hold, in one
+   * metadata commit. For two non-directories in one bucket, on a store that
+   * can swap (SQLite, memory); anything else answers EINVAL, as a
+   * filesystem without the flag does, and changes nothing.
+   */
+  async exchange(from: string, to: string): Promise<void> {
+    this.writable();
+    const src = parseMountPath(from);
+    const dest = parseMountPath(to);
+    if (src.kind !== 'key' || dest.kind !== 'key') throw new ErrnoError(Errno.EINVAL, 'buckets are not exchanged');
+    if (!this.lilio.canExchange) {
+      throw new ErrnoError(Errno.EINVAL, 'RENAME_EXCHANGE: this metadata store cannot swap two names in one commit');
+    }
+    if (src.bucket !== dest.bucket) throw new ErrnoError(Errno.EINVAL, 'RENAME_EXCHANGE across buckets');
+    if (src.key === dest.key) return;
+    const bucket = src.bucket;
+    const [a, b] = await Promise.all([this.entry(bucket, src.key), this.entry(bucket, dest.key)]);
+    if (!a) throw new NotFoundError(`${from} does not exist`);
+    if (!b) throw new NotFoundError(`${to} does not exist`);
+    if (a.kind === 'dir' || b.kind === 'dir') throw new ErrnoError(Errno.EINVAL, 'directories are not exchanged');
+    // What is written but not committed moves with each file: commit it first.
+    const openA = this.files.get(fileKey(bucket, src.key));
+    const openB = this.files.get(fileKey(bucket, dest.key));
+    if (openA?.dirty) await openA.commit();
+    if (openB?.dirty) await openB.commit();
+    const [atA, atB] = await this.lilio.exchangeObjects(bucket, src.key, dest.key);
+    this.files.delete(fileKey(bucket, src.key));
+    this.files.delete(fileKey(bucket, dest.key));
+    for (const [file, key] of [
+      [openA, dest.key],
+      [openB, src.key],
+    ] as const) {
+      if (!file) continue;
+      file.key = key;
+      if (file.base) file.base = { ...file.base, key };
+      this.files.set(fileKey(bucket, key), file);
+    }
+    await this.changeCtime(atA);
+    await this.changeCtime(atB);
+    await this.renamed(src, dest);
+  }
+
   /** Both directories of a rename changed. */
   private async renamed(src: { bucket: string; key: string }, dest: { bucket: string; key: string }): Promise<void> {
     await this.entryChanged(src.bucket, src.key);

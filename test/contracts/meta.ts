@@ -183,6 +183,34 @@ export function metaContract(t: Test, factory: MetaFactory): void {
     t.equal((await store.getObject('photos', 'big.iso'))!.chunks.length, 3, 'callers cannot mutate stored records');
   });
 
+  t.test('exchangeObjects swaps two records in one step, where a store offers it', async (t) => {
+    const store = await fresh(t);
+    if (!store.exchangeObjects) {
+      t.pass(`${store.type}: no exchange (the mount answers EINVAL)`);
+      return;
+    }
+    const a = await store.putObject(objectDraft('photos', 'dir/a', { contentType: 'text/a' }), 'absent');
+    const b = await store.putObject(objectDraft('photos', 'b', { kind: 'fifo', chunks: [], size: 0 }), 'absent');
+    const generation = store.generation();
+    const [atA, atB] = await store.exchangeObjects('photos', 'dir/a', 'b');
+    t.strictSame({ ...atA, version: 0 }, { ...b, key: 'dir/a', version: 0 }, 'dir/a holds what b held');
+    t.strictSame({ ...atB, version: 0 }, { ...a, key: 'b', version: 0 }, 'b holds what dir/a held');
+    t.ok(atA.version > Math.max(a.version, b.version) && atB.version > Math.max(a.version, b.version), 'new versions');
+    t.strictSame(await store.getObject('photos', 'dir/a'), atA, 'read back');
+    t.strictSame(await store.getObject('photos', 'b'), atB, 'read back');
+    t.not(store.generation(), generation, 'a commit');
+    const listed = await store.list('photos', { delimiter: '/' });
+    t.same(
+      listed.objects.map((o) => [o.key, o.kind]),
+      [['b', 'file']],
+      'listing shows the swapped kinds',
+    );
+    t.same(listed.prefixes, ['dir/']);
+    await t.rejects(store.exchangeObjects('photos', 'b', 'missing'), { code: 'NOT_FOUND' });
+    await t.rejects(store.exchangeObjects('photos', 'b', 'b'), { code: 'INVALID' });
+    t.strictSame(await store.getObject('photos', 'b'), atB, 'a refused exchange changes nothing');
+  });
+
   t.test('compare-and-set', async (t) => {
     const store = await fresh(t);
     const v1 = await store.putObject(objectDraft('photos', 'k'), 'absent');

@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import t, { type Test } from 'tap';
 import { DirTimes, PERSIST_INTERVAL_MS } from '../../src/fs/dir-times.js';
+import { toErrno } from '../../src/fs/errno.js';
 import { accessAllowed, chownProblem, newOwner } from '../../src/fs/ownership.js';
 import { Vfs } from '../../src/fs/vfs.js';
 import { testEngine } from '../fixtures/engine.js';
@@ -27,7 +28,7 @@ async function errnoOf(call: Promise<unknown>): Promise<number | undefined> {
   try {
     await call;
   } catch (err) {
-    return (err as { errno?: number }).errno;
+    return toErrno(err);
   }
   return undefined;
 }
@@ -233,4 +234,35 @@ t.test('RENAME_NOREPLACE: EEXIST and nothing moves; plain rename replaces', asyn
   t.equal((await vfs.getattr('/bkt/c')).size, 3, 'to a free name it moves');
   await vfs.rename('/bkt/c', '/bkt/b');
   t.equal((await vfs.getattr('/bkt/b')).size, 3, 'a plain rename replaces');
+});
+
+t.test('RENAME_EXCHANGE swaps two files in one commit, open handles follow their file', async (t) => {
+  const { vfs, lilio } = await setup(t);
+  await createFile(vfs, '/bkt/a', 'content of a');
+  await vfs.mknod('/bkt/p', 'fifo', 0o600, 0);
+  await vfs.mkdir('/bkt/d', 0o755);
+  await createFile(vfs, '/bkt/d/b', 'bb');
+  const fd = await vfs.open('/bkt/a', O_RDWR);
+  await vfs.write(fd, Buffer.from('CONTENT'), 7, 0);
+  await vfs.exchange('/bkt/a', '/bkt/d/b');
+  t.equal((await vfs.getattr('/bkt/a')).size, 2, 'a now holds b');
+  t.equal((await vfs.getattr('/bkt/d/b')).size, 12, 'd/b now holds a, with what was written to it');
+  await vfs.write(fd, Buffer.from('!'), 1, 11);
+  await vfs.release(fd);
+  const read = await vfs.open('/bkt/d/b', O_RDONLY);
+  const out = Buffer.alloc(12);
+  await vfs.read(read, out, 12, 0);
+  await vfs.release(read);
+  t.equal(out.toString(), 'CONTENT of !', 'the open handle kept writing to its own file, now at d/b');
+  t.equal((await lilio.headObject('bkt', 'a')).size, 2, 'the store agrees');
+
+  await vfs.exchange('/bkt/a', '/bkt/p');
+  t.equal((await vfs.getattr('/bkt/a')).mode & S_IFMT, S_IFIFO, 'a fifo swaps too');
+  t.equal((await vfs.getattr('/bkt/p')).size, 2);
+  t.equal(await errnoOf(vfs.exchange('/bkt/a', '/bkt/d')), -osConstants.errno.EINVAL, 'directories: EINVAL');
+  t.equal(await errnoOf(vfs.exchange('/bkt/a', '/bkt/none')), -osConstants.errno.ENOENT, 'a missing name: ENOENT');
+  await lilio.createBucket('other');
+  await createFile(vfs, '/other/x', 'x');
+  t.equal(await errnoOf(vfs.exchange('/bkt/a', '/other/x')), -osConstants.errno.EINVAL, 'across buckets: EINVAL');
+  t.equal((await vfs.getattr('/bkt/a')).mode & S_IFMT, S_IFIFO, 'a refused exchange changes nothing');
 });
