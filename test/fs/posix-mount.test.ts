@@ -86,6 +86,22 @@ t.test(
   },
 );
 
+t.test(
+  'a write by another user and chown clear setuid/setgid',
+  { skip: nativeOnly('the caller of a request is not known') || (!isRoot && 'needs root') },
+  async (t) => {
+    const f = join(B, 'suid');
+    writeFileSync(f, '#!/bin/sh\n');
+    await ok(t, run('chmod', ['6777', f]), 'chmod 6777');
+    t.equal(await statOf(f, '%a'), '6777');
+    t.equal((await asNobody('echo more >> "$1"', [f])).code, 0, 'nobody writes');
+    t.equal(await statOf(f, '%a'), '777', 'the write cleared setuid and setgid');
+    await ok(t, run('chmod', ['6755', f]), 'chmod 6755');
+    await ok(t, run('chown', ['1234', f]), 'chown');
+    t.equal(await statOf(f, '%a'), '755', 'chown cleared them too');
+  },
+);
+
 t.test('mkfifo, mknod and a unix socket: ls -l and stat show their types', async (t) => {
   const d = join(B, 'nodes');
   await ok(t, run('mkdir', [d]), 'mkdir');
