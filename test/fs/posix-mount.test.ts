@@ -126,6 +126,15 @@ t.test('mkfifo, mknod and a unix socket: ls -l and stat show their types', async
   t.match(ls, /\ns\S+ 1 .* sock\n/);
   if (isRoot) t.match(ls, /\nc\S+ 1 .* 1, +3 .* null\n/);
 
+  // The CLI lists them through the store with their type letters (it is not the mount).
+  const cli = await m.cli(['ls', '-l', 'posix/nodes/']);
+  t.equal(cli.code, 0, 'lilio ls -l', { stderr: cli.stderr });
+  t.match(cli.stdout, /^prw\S+ +0 .*fifo$/m);
+  t.match(cli.stdout, /^srwx\S+ +0 .*sock$/m);
+  if (isRoot) t.match(cli.stdout, /^crw\S+ +0 .*null$/m);
+  const cliStat = await m.cli(['stat', 'posix/nodes/fifo']);
+  t.match(cliStat.stdout, /prw-r--r--/, 'lilio stat shows the type');
+
   // The kernel serves the fifo itself: data passes between two processes through the mount.
   const through = await sh('cat "$1" > "$2.out" & echo through the fifo > "$1"; wait; cat "$2.out"; rm "$2.out"', [
     join(d, 'fifo'),
