@@ -1,13 +1,5 @@
 import { constants } from 'node:fs';
-import {
-  ConflictError,
-  hasCode,
-  IsDirError,
-  NotDirError,
-  NotEmptyError,
-  NotFoundError,
-  ReadOnlyError,
-} from '../core/errors.js';
+import { hasCode, IsDirError, NotDirError, NotEmptyError, NotFoundError, ReadOnlyError } from '../core/errors.js';
 import { type EntryKind, type ObjectAttrs, type ObjectRecord, SPECIAL_KINDS, type SpecialKind } from '../core/types.js';
 import type { Lilio } from '../engine/lilio.js';
 import { defaultAttrs } from '../engine/object-writer.js';
@@ -538,8 +530,7 @@ export class Vfs {
       if (target) await this.requireEmptyDir(dest.bucket, dest.key);
       if (dest.bucket !== src.bucket) throw new ErrnoError(Errno.EXDEV, 'directories move between buckets by copy');
       await this.renameDir(src.bucket, src.key, dest.key, source.marker !== undefined);
-      const marker = await this.lilio.meta.getObject(dest.bucket, `${dest.key}/`);
-      if (marker) await this.changeCtime(marker);
+      await this.changeCtime(() => this.lilio.meta.getObject(dest.bucket, `${dest.key}/`));
       await this.renamed(src, dest);
       return;
     }
@@ -621,14 +612,18 @@ export class Vfs {
   /**
    * A rename changes the moved file's ctime (as Linux filesystems do); the
    * store's rename moves the record unchanged, so the time is a second
-   * commit. Lost to a concurrent commit, it is left to that one.
+   * commit, of the same chunks (nothing to clean up if it fails). The rename
+   * is done by then: a commit that lost to a concurrent one, or failed, only
+   * leaves the old ctime, and is not worth reporting the rename as failed.
    */
-  private async changeCtime(record: ObjectRecord): Promise<void> {
-    const { version, ...draft } = record;
+  private async changeCtime(record: ObjectRecord | (() => Promise<ObjectRecord | undefined>)): Promise<void> {
     try {
-      await this.lilio.commitRecord({ ...draft, attrs: { ...record.attrs, ctimeMs: Date.now() } }, { version });
-    } catch (err) {
-      if (!(err instanceof ConflictError)) throw err;
+      const current = typeof record === 'function' ? await record() : record;
+      if (!current) return;
+      const { version, ...draft } = current;
+      await this.lilio.commitRecord({ ...draft, attrs: { ...current.attrs, ctimeMs: Date.now() } }, { version });
+    } catch {
+      // See above: the old ctime stays.
     }
   }
 
