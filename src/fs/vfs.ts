@@ -563,8 +563,8 @@ export class Vfs {
   /**
    * renameat2's RENAME_EXCHANGE: the two names swap what they hold, in one
    * metadata commit. For two non-directories in one bucket, on a store that
-   * can swap (SQLite, memory); anything else answers EINVAL, as a
-   * filesystem without the flag does, and changes nothing.
+   * can swap (all of ours); anything else answers EINVAL, as a filesystem
+   * without the flag does, and changes nothing.
    */
   async exchange(from: string, to: string): Promise<void> {
     this.writable();

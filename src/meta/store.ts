@@ -138,7 +138,8 @@ export interface MetadataStore {
    * Swaps the records at two keys (renameat2's RENAME_EXCHANGE) in one step:
    * each name then holds what the other held, with a new version. Both must
    * exist (NotFoundError); markers are not exchanged. Optional: a store
-   * without it cannot swap atomically, and the mount answers EINVAL.
+   * without it cannot swap atomically, and the mount answers EINVAL. Nothing
+   * becomes garbage: each chunk list moves to the other key whole.
    * Returns the records now at `a` and at `b`.
    */
   exchangeObjects?(bucket: string, a: string, b: string): Promise<[ObjectRecord, ObjectRecord]>;

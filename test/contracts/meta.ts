@@ -209,6 +209,28 @@ export function metaContract(t: Test, factory: MetaFactory): void {
     await t.rejects(store.exchangeObjects('photos', 'b', 'missing'), { code: 'NOT_FOUND' });
     await t.rejects(store.exchangeObjects('photos', 'b', 'b'), { code: 'INVALID' });
     t.strictSame(await store.getObject('photos', 'b'), atB, 'a refused exchange changes nothing');
+
+    // A long chunk list (kept apart from the entry by some stores) and a short one trade places;
+    // nothing is garbage until a name goes, and then exactly what that name held.
+    const long = Array.from({ length: 3000 }, () => chunkRef(1024));
+    const short = [chunkRef(), chunkRef()];
+    await store.putObject(objectDraft('photos', 'long', { chunks: long }), 'absent');
+    await store.putObject(objectDraft('photos', 'short', { chunks: short }), 'absent');
+    await store.exchangeObjects('photos', 'long', 'short');
+    t.equal(await store.garbageCount(), 0, 'an exchange queues nothing');
+    t.same((await store.getObject('photos', 'short'))!.chunks, long, 'the long list moved whole');
+    t.same((await store.getObject('photos', 'long'))!.chunks, short, 'the short one too');
+    await store.deleteObject('photos', 'long');
+    t.same(
+      (await store.takeGarbage(FUTURE(), 10)).map((g) => g.chunk.id).sort(),
+      short.map((c) => c.id).sort(),
+      'deleting a name queues what it holds after the exchange',
+    );
+    await store.deleteObject('photos', 'short');
+    for (let i = 0; i < 50 && (await store.garbageCount()) < long.length; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    const queued = await store.takeGarbage(FUTURE(), long.length + 10);
+    t.equal(queued.length, long.length, 'and the other name what it holds');
   });
 
   t.test('compare-and-set', async (t) => {
