@@ -83,6 +83,9 @@ const LOGGED_CODES = new Set([
   'NO_SPACE',
   'CONFLICT',
   'COMMIT_UNKNOWN',
+  // Inside a bucket a path is an object key, which stops at 1,024 bytes where Linux allows 4,095:
+  // the one ENAMETOOLONG a user cannot guess, so it is said in the log (README: "Path length").
+  'NAME_TOO_LONG',
 ]);
 
 /** Option values are checked before detaching, so a bad one is bad usage here, not a line in a log. */

@@ -1,3 +1,5 @@
+import type { EntryKind } from '../core/types.js';
+
 /** Renders rows as an aligned text table (first row is the header). */
 export function table(rows: string[][]): string {
   const widths: number[] = [];
@@ -21,8 +23,18 @@ export function formatTime(ms: number): string {
     .replace(/\.\d+Z$/, 'Z');
 }
 
-export function formatMode(mode: number, kind: 'file' | 'dir' | 'symlink'): string {
-  const type = kind === 'dir' ? 'd' : kind === 'symlink' ? 'l' : '-';
+const TYPE_LETTER: Record<EntryKind, string> = {
+  file: '-',
+  dir: 'd',
+  symlink: 'l',
+  fifo: 'p',
+  socket: 's',
+  chardev: 'c',
+  blockdev: 'b',
+};
+
+export function formatMode(mode: number, kind: EntryKind): string {
+  const type = TYPE_LETTER[kind];
   const bits = 'rwxrwxrwx';
   let out = type;
   for (let i = 0; i < 9; i++) out += mode & (1 << (8 - i)) ? bits[i] : '-';

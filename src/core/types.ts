@@ -32,7 +32,16 @@ export interface ChunkRef {
 /** [fileOffset, offsetInChunk, length]: a run of a chunk's plaintext placed in a file. */
 export type Extent = [number, number, number];
 
-export type EntryKind = 'file' | 'dir' | 'symlink';
+/**
+ * Nodes that hold no data, only a type (and, for devices, a device number):
+ * mkfifo, mknod, bind(2) of a unix socket on the mount. The kernel serves
+ * their I/O itself; the store keeps the name and attributes.
+ */
+export type SpecialKind = 'fifo' | 'socket' | 'chardev' | 'blockdev';
+
+export type EntryKind = 'file' | 'dir' | 'symlink' | SpecialKind;
+
+export const SPECIAL_KINDS: readonly SpecialKind[] = ['fifo', 'socket', 'chardev', 'blockdev'];
 
 /** POSIX attributes persisted with every object version. */
 export interface ObjectAttrs {
@@ -44,6 +53,8 @@ export interface ObjectAttrs {
   mtimeMs: number;
   atimeMs: number;
   ctimeMs: number;
+  /** Device number (st_rdev, the kernel's encoding) of a chardev or blockdev node; absent otherwise. */
+  rdev?: number;
 }
 
 /**

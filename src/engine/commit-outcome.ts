@@ -1,4 +1,4 @@
-import { CommitUnknownError, describeError, hasCode } from '../core/errors.js';
+import { CommitUnknownError, describeError, hasCode, UnsupportedError } from '../core/errors.js';
 import type { ChunkRef, ObjectDraft, ObjectRecord } from '../core/types.js';
 import type { Expect, MetadataStore } from '../meta/store.js';
 
@@ -106,6 +106,30 @@ export class CommitOutcomes {
         : target !== undefined && source === undefined;
       if (landed) return target!;
       throw new CommitUnknownError(`${err.message}; read back, ${bucket}/${from} was not moved to ${to}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** Swaps two records; after a lost answer, each key holding the other's version means it landed. */
+  async exchange(bucket: string, a: string, b: string): Promise<[ObjectRecord, ObjectRecord]> {
+    const exchangeObjects = this.meta.exchangeObjects?.bind(this.meta);
+    if (!exchangeObjects) throw new UnsupportedError(`the ${this.meta.type} metadata store cannot exchange two names`);
+    const before = await Promise.all([this.current(bucket, a), this.current(bucket, b)]);
+    try {
+      return await exchangeObjects(bucket, a, b);
+    } catch (err) {
+      if (!(err instanceof CommitUnknownError)) throw err;
+      const [atA, atB] = await this.readBack(err, () =>
+        Promise.all([this.current(bucket, a), this.current(bucket, b)]),
+      );
+      const landed =
+        atA !== undefined &&
+        atB !== undefined &&
+        atA.versionId === before[1]?.versionId &&
+        atB.versionId === before[0]?.versionId;
+      if (landed) return [atA, atB];
+      throw new CommitUnknownError(`${err.message}; read back, ${bucket}/${a} and ${b} were not exchanged`, {
         cause: err,
       });
     }

@@ -339,6 +339,19 @@ export class Lilio {
     return this.timedOp(bucket, 'rename', () => this.outcomes.rename(bucket, from, to, replace));
   }
 
+  /** Whether the metadata store can swap two names in one commit (RENAME_EXCHANGE). */
+  get canExchange(): boolean {
+    return this.meta.exchangeObjects !== undefined;
+  }
+
+  /** Swaps the objects at two keys in one commit; returns the records now at `a` and `b`. */
+  async exchangeObjects(bucket: string, a: string, b: string): Promise<[ObjectRecord, ObjectRecord]> {
+    validateKey(a);
+    validateKey(b);
+    await this.bucket(bucket);
+    return this.timedOp(bucket, 'rename', () => this.outcomes.exchange(bucket, a, b));
+  }
+
   /** Moves every key under `fromPrefix` to `toPrefix` in one commit (a directory rename). */
   renamePrefix(bucket: string, fromPrefix: string, toPrefix: string): Promise<number> {
     return this.timedMeta('renamePrefix', () => this.outcomes.renamePrefix(bucket, fromPrefix, toPrefix));

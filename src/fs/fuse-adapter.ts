@@ -15,6 +15,7 @@ import { RenameFlag } from '../fuse/protocol.js';
 import type { FuseMetrics } from '../metrics/fuse.js';
 import { Errno, ErrnoError, toErrno } from './errno.js';
 import { childPath, InodeTable } from './inode-table.js';
+import { accessAllowed, type Caller, chownProblem, mknodAt } from './ownership.js';
 import type { Stat, Vfs } from './vfs.js';
 
 const S_IFDIR = 0o040000;
@@ -26,6 +27,12 @@ const DIR_FH_BASE = 2 ** 40;
 export interface FuseAdapterOptions {
   /** Serve user.* xattrs (default); off, the xattr calls answer ENOSYS and the kernel stops asking. */
   xattrs?: boolean;
+  /**
+   * The mount has default_permissions: the kernel checks modes and chown's
+   * rules against the attributes we report. Off, chown is checked here and
+   * ACCESS answers from the modes.
+   */
+  kernelChecksPermissions?: boolean;
   onError?: (op: string, err: unknown) => void;
 }
 
@@ -52,9 +59,13 @@ function attrOf(ino: number, s: Stat): Attr {
     nlink: s.nlink,
     uid: s.uid,
     gid: s.gid,
-    rdev: 0,
+    rdev: s.rdev ?? 0,
     blksize: s.blksize,
   };
+}
+
+function callerOf(ctx: RequestContext): Caller {
+  return { uid: ctx.uid, gid: ctx.gid };
 }
 
 function msOf(t: Timespec | 'now'): number {
@@ -138,10 +149,16 @@ export class VfsFuseAdapter implements FuseFilesystem {
     return this.run('getattr', async () => attrOf(ino, await this.statOf(ino, fh)));
   }
 
-  setattr(_ctx: RequestContext, ino: number, c: SetattrChanges): Promise<Attr> {
+  setattr(ctx: RequestContext, ino: number, c: SetattrChanges): Promise<Attr> {
     return this.run('setattr', async () => {
       const path = this.pathOf(ino);
       const fh = c.fh !== undefined && c.fh < DIR_FH_BASE ? c.fh : undefined;
+      if ((c.uid !== undefined || c.gid !== undefined) && !this.options.kernelChecksPermissions) {
+        const s = await this.statOf(ino, fh);
+        const current = { mode: s.mode, uid: s.uid, gid: s.gid, atimeMs: 0, mtimeMs: 0, ctimeMs: 0 };
+        const problem = chownProblem(callerOf(ctx), current, c.uid ?? -1, c.gid ?? -1);
+        if (problem) throw new ErrnoError(Errno.EPERM, `chown ${path}: ${problem}`);
+      }
       if (c.size !== undefined) {
         if (fh !== undefined) await this.vfs.ftruncate(fh, c.size);
         else await this.vfs.truncate(path, c.size);
@@ -163,19 +180,41 @@ export class VfsFuseAdapter implements FuseFilesystem {
     return this.run('readlink', () => this.vfs.readlink(this.pathOf(ino)));
   }
 
-  symlink(_ctx: RequestContext, parent: number, name: string, target: string): Promise<Entry> {
+  symlink(ctx: RequestContext, parent: number, name: string, target: string): Promise<Entry> {
     return this.run('symlink', async () => {
       const path = childPath(this.pathOf(parent), name);
-      await this.vfs.symlink(target, path);
+      await this.vfs.symlink(target, path, callerOf(ctx));
       return this.entryFor(path);
     });
   }
 
-  mkdir(_ctx: RequestContext, parent: number, name: string, mode: number): Promise<Entry> {
+  mkdir(ctx: RequestContext, parent: number, name: string, mode: number): Promise<Entry> {
     return this.run('mkdir', async () => {
       const path = childPath(this.pathOf(parent), name);
-      await this.vfs.mkdir(path, mode);
+      await this.vfs.mkdir(path, mode, callerOf(ctx));
       return this.entryFor(path);
+    });
+  }
+
+  /** mkfifo, mknod (devices: the kernel allows it to root only), bind(2) of a unix socket, mknod of a file. */
+  mknod(ctx: RequestContext, parent: number, name: string, mode: number, rdev: number): Promise<Entry> {
+    return this.run('mknod', async () => {
+      const path = childPath(this.pathOf(parent), name);
+      await mknodAt(this.vfs, path, mode, rdev, callerOf(ctx));
+      return this.entryFor(path);
+    });
+  }
+
+  /**
+   * access(2). Sent only without default_permissions (the kernel checks
+   * itself otherwise): answered from the modes, as the kernel would.
+   */
+  access(ctx: RequestContext, ino: number, mask: number): Promise<void> {
+    return this.run('access', async () => {
+      const s = await this.statOf(ino, undefined);
+      if (!accessAllowed(callerOf(ctx), s.mode, s.uid, s.gid, mask)) {
+        throw new ErrnoError(Errno.EACCES, `access ${this.pathOf(ino)}: mode 0o${(s.mode & 0o7777).toString(8)}`);
+      }
     });
   }
 
@@ -197,19 +236,15 @@ export class VfsFuseAdapter implements FuseFilesystem {
 
   rename(_ctx: RequestContext, parent: number, name: string, newParent: number, newName: string, flags: number) {
     return this.run('rename', async () => {
-      if (flags & RenameFlag.EXCHANGE) throw new ErrnoError(Errno.EINVAL, 'RENAME_EXCHANGE is not supported');
-      if (flags & ~RenameFlag.NOREPLACE) throw new ErrnoError(Errno.EINVAL, `rename flags ${flags}`);
       const from = childPath(this.pathOf(parent), name);
       const to = childPath(this.pathOf(newParent), newName);
-      if (flags & RenameFlag.NOREPLACE) {
-        // Checked, then renamed: not atomic against another mount of the store, as no rename over etcd is.
-        const exists = await this.vfs.getattr(to).then(
-          () => true,
-          () => false,
-        );
-        if (exists) throw new ErrnoError(Errno.EEXIST, `${to} exists`);
+      if (flags === RenameFlag.EXCHANGE) {
+        await this.vfs.exchange(from, to);
+        this.inodes.exchange(from, to);
+        return;
       }
-      await this.vfs.rename(from, to);
+      if (flags & ~RenameFlag.NOREPLACE) throw new ErrnoError(Errno.EINVAL, `rename flags ${flags}`);
+      await this.vfs.rename(from, to, { noReplace: (flags & RenameFlag.NOREPLACE) !== 0 });
       this.inodes.rename(from, to);
     });
   }
@@ -239,10 +274,10 @@ export class VfsFuseAdapter implements FuseFilesystem {
     return same;
   }
 
-  create(_ctx: RequestContext, parent: number, name: string, mode: number): Promise<CreateResult> {
+  create(ctx: RequestContext, parent: number, name: string, mode: number): Promise<CreateResult> {
     return this.run('create', async () => {
       const path = childPath(this.pathOf(parent), name);
-      const fh = await this.vfs.create(path, mode);
+      const fh = await this.vfs.create(path, mode, callerOf(ctx));
       this.metrics.setOpenFiles(this.vfs.openFiles);
       const ino = this.inodes.ensure(path);
       const stat = await this.vfs.fgetattr(path, fh);

@@ -70,6 +70,23 @@ export class InodeTable {
     if (node) node.detached = true;
   }
 
+  /** RENAME_EXCHANGE of two non-directories: each inode takes the other's path. */
+  exchange(a: string, b: string): void {
+    const inoA = this.byPath.get(a);
+    const inoB = this.byPath.get(b);
+    this.byPath.delete(a);
+    this.byPath.delete(b);
+    for (const [ino, path] of [
+      [inoA, b],
+      [inoB, a],
+    ] as const) {
+      if (ino === undefined) continue;
+      this.byPath.set(path, ino);
+      const node = this.byIno.get(ino);
+      if (node) node.path = path;
+    }
+  }
+
   /** `from` (and everything below it) is now `to`; whatever `to` named is detached. */
   rename(from: string, to: string): void {
     this.detach(to);

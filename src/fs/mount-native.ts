@@ -29,12 +29,20 @@ export async function mountNative(
   const mountpoint = resolve(target);
   await clearStale(mountpoint);
   const vfs = new Vfs(lilio, vfsOptions(lilio, options.readOnly));
-  const adapter = new VfsFuseAdapter(vfs, options.metrics, { xattrs: options.xattrs, onError: options.onError });
+  // With other users on the mount the kernel checks their permissions against our modes (POSIX);
+  // a mount for its own user alone keeps the old behaviour of letting that user do everything.
+  const defaultPermissions = options.allowOther ?? false;
+  const adapter = new VfsFuseAdapter(vfs, options.metrics, {
+    xattrs: options.xattrs,
+    kernelChecksPermissions: defaultPermissions,
+    onError: options.onError,
+  });
   const cacheSeconds = options.cacheSeconds ?? 1;
   const mounted = await fuseMount(adapter, mountpoint, {
     fsname: 'lilio',
     subtype: 'lilio',
     allowOther: options.allowOther,
+    defaultPermissions,
     readOnly: options.readOnly,
     maxRead: 1024 * 1024,
     entryTimeout: cacheSeconds,

@@ -1,5 +1,6 @@
 import type { FuseMetrics } from '../metrics/fuse.js';
 import { toErrno } from './errno.js';
+import { mknodAt } from './ownership.js';
 import type { Stat, Vfs } from './vfs.js';
 
 type Callback = (...args: unknown[]) => void;
@@ -134,6 +135,9 @@ export function buildOps(vfs: Vfs, metrics: FuseMetrics, onError?: (op: string, 
     },
     rename(from: string, to: string, cb: Callback) {
       run('rename', cb, () => vfs.rename(from, to), ok);
+    },
+    mknod(path: string, mode: number, dev: number, cb: Callback) {
+      run('mknod', cb, () => mknodAt(vfs, path, mode, dev), ok);
     },
     link(_from: string, _to: string, cb: Callback) {
       run('link', cb, () => vfs.link(), ok);

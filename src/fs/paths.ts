@@ -1,5 +1,5 @@
 import { InvalidError, NameTooLongError } from '../core/errors.js';
-import { bucketNameProblem, keyProblem, MAX_SEGMENT_BYTES } from '../core/names.js';
+import { bucketNameProblem, keyProblem, MAX_KEY_BYTES, MAX_SEGMENT_BYTES } from '../core/names.js';
 
 /** Where a mount path points: the root, a bucket's folder, or a key inside a bucket. */
 export type MountPath =
@@ -23,7 +23,16 @@ export function parseMountPath(path: string): MountPath {
   }
   if (!key) return { kind: 'bucket', bucket };
   const problem = keyProblem(key);
-  if (problem) throw problem.tooLong ? new NameTooLongError(problem.message) : new InvalidError(problem.message);
+  if (problem) {
+    const where = `${bucket}/${key.slice(0, 60)}${key.length > 60 ? '…' : ''}`;
+    if (!problem.tooLong) throw new InvalidError(`${where}: the key ${problem.message}`);
+    const bytes = Buffer.byteLength(key, 'utf8');
+    throw new NameTooLongError(
+      bytes > MAX_KEY_BYTES
+        ? `${where}: a path inside a bucket is an object key, at most ${MAX_KEY_BYTES} bytes (S3's limit); this one is ${bytes}`
+        : `${where}: the key ${problem.message}`,
+    );
+  }
   return { kind: 'key', bucket, key };
 }
 

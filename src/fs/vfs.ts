@@ -1,15 +1,31 @@
 import { constants } from 'node:fs';
 import { hasCode, IsDirError, NotDirError, NotEmptyError, NotFoundError, ReadOnlyError } from '../core/errors.js';
-import type { ObjectAttrs, ObjectRecord } from '../core/types.js';
+import { type EntryKind, type ObjectAttrs, type ObjectRecord, SPECIAL_KINDS, type SpecialKind } from '../core/types.js';
 import type { Lilio } from '../engine/lilio.js';
 import { defaultAttrs } from '../engine/object-writer.js';
 import { openXattr, resealXattrs, sealXattr } from '../engine/xattrs.js';
+import { DirTimes } from './dir-times.js';
 import { DirtyBudget } from './dirty-budget.js';
 import { Errno, ErrnoError } from './errno.js';
 import { OpenFile, type OpenFileLimits } from './open-file.js';
+import { type Caller, newOwner } from './ownership.js';
 import { baseName, type MountPath, parentPrefix, parseMountPath } from './paths.js';
 
-const { S_IFDIR, S_IFREG, S_IFLNK, O_RDONLY, O_TRUNC, O_APPEND } = constants;
+const { S_IFDIR, S_IFREG, S_IFLNK, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, O_RDONLY, O_TRUNC, O_APPEND } = constants;
+/** st_mode's type bits for each kind of entry. */
+const TYPE_BITS: Record<EntryKind, number> = {
+  file: S_IFREG,
+  dir: S_IFDIR,
+  symlink: S_IFLNK,
+  fifo: S_IFIFO,
+  socket: S_IFSOCK,
+  chardev: S_IFCHR,
+  blockdev: S_IFBLK,
+};
+
+export function isSpecialKind(kind: EntryKind): kind is SpecialKind {
+  return (SPECIAL_KINDS as readonly string[]).includes(kind);
+}
 const FALLOC_FL_KEEP_SIZE = 0x01;
 const FALLOC_FL_PUNCH_HOLE = 0x02;
 const SEEK_DATA = 3;
@@ -28,6 +44,8 @@ export interface Stat {
   atime: number;
   mtime: number;
   ctime: number;
+  /** Device number of a device node; absent (0) otherwise. */
+  rdev?: number;
 }
 
 export interface StatFs {
@@ -69,7 +87,7 @@ interface Handle {
 
 /** What a name inside a bucket is right now. */
 type Entry =
-  | { kind: 'file' | 'symlink'; record: ObjectRecord }
+  | { kind: 'file' | 'symlink' | 'node'; record: ObjectRecord }
   | { kind: 'open'; file: OpenFile }
   | { kind: 'dir'; marker?: ObjectRecord };
 
@@ -111,6 +129,7 @@ export class Vfs {
   private readonly gid = process.getgid?.() ?? 0;
   private statfsCache: { value: StatFs; at: number } | undefined;
   private readonly listedAttrs = new Map<string, { stat: Stat; listing: { at: number; generation: number } }>();
+  private readonly dirTimes = new DirTimes();
 
   constructor(
     private readonly lilio: Lilio,
@@ -127,7 +146,9 @@ export class Vfs {
     const where = parseMountPath(path);
     if (where.kind === 'root')
       return this.dirStat({ ...defaultAttrs(this.started, 'dir'), uid: this.uid, gid: this.gid });
-    if (where.kind === 'bucket') return this.dirStat((await this.lilio.getBucket(where.bucket)).attrs);
+    if (where.kind === 'bucket') {
+      return this.dirStat(this.dirTimes.apply(where.bucket, '', (await this.lilio.getBucket(where.bucket)).attrs));
+    }
     const key = fileKey(where.bucket, where.key);
     if (!this.files.has(key)) {
       const listed = this.listedAttrs.get(key);
@@ -138,7 +159,7 @@ export class Vfs {
     }
     const entry = await this.entry(where.bucket, where.key);
     if (!entry) throw new NotFoundError(`${path} does not exist`);
-    return this.statOf(entry);
+    return this.statOf(entry, where.bucket, where.key);
   }
 
   /** An open descriptor's view: its file may since have been replaced or unlinked at the path. */
@@ -169,7 +190,7 @@ export class Vfs {
       for (const o of page.objects) {
         names.add(o.key.slice(prefix.length));
         if (o.kind !== 'dir') {
-          const stat = this.fileStat(o.kind === 'symlink' ? S_IFLNK : S_IFREG, o.attrs, o.size, o.allocated);
+          const stat = this.fileStat(TYPE_BITS[o.kind], o.attrs, o.size, o.allocated);
           this.listedAttrs.set(fileKey(where.bucket, o.key), { stat, listing });
         }
       }
@@ -204,18 +225,25 @@ export class Vfs {
 
   // ---- directories ----
 
-  async mkdir(path: string, mode: number): Promise<void> {
+  /** `caller`: who asks (the FUSE request's uid/gid); the mount's own user when not known. */
+  async mkdir(path: string, mode: number, caller: Caller = this.self()): Promise<void> {
     this.writable();
     const where = parseMountPath(path);
     if (where.kind === 'root') throw new ErrnoError(Errno.EEXIST, '/ exists');
-    const attrs = { ...defaultAttrs(Date.now(), 'dir'), mode: mode & 0o7777, uid: this.uid, gid: this.gid };
+    const now = Date.now();
     if (where.kind === 'bucket') {
+      const attrs = { ...defaultAttrs(now, 'dir'), ...newOwner(caller, undefined, mode, true) };
       await this.lilio.createBucket(where.bucket, { attrs });
+      this.dirTimes.drop(where.bucket, '');
       return;
     }
-    await this.requireParentDir(where.bucket, where.key);
+    const parent = await this.requireParentDir(where.bucket, where.key);
     if (await this.entry(where.bucket, where.key)) throw new ErrnoError(Errno.EEXIST, `${path} exists`);
+    const attrs = { ...defaultAttrs(now, 'dir'), ...newOwner(caller, parent, mode, true) };
     await this.writeMarker(where.bucket, where.key, attrs, 'absent');
+    this.dirTimes.drop(where.bucket, where.key);
+    this.dirTimes.stored(where.bucket, where.key, now);
+    await this.entryChanged(where.bucket, where.key);
   }
 
   async rmdir(path: string): Promise<void> {
@@ -224,6 +252,7 @@ export class Vfs {
     if (where.kind === 'root') throw new ErrnoError(Errno.EBUSY, 'cannot remove /');
     if (where.kind === 'bucket') {
       await this.lilio.deleteBucket(where.bucket);
+      this.dirTimes.drop(where.bucket, '');
       return;
     }
     const entry = await this.entry(where.bucket, where.key);
@@ -232,23 +261,49 @@ export class Vfs {
     await this.requireEmptyDir(where.bucket, where.key);
     await this.keepParent(where.bucket, where.key);
     if (entry.marker) await this.lilio.deleteObject(where.bucket, `${where.key}/`);
+    this.dirTimes.drop(where.bucket, where.key);
+    await this.entryChanged(where.bucket, where.key);
   }
 
   // ---- files ----
 
-  async create(path: string, mode: number): Promise<number> {
+  async create(path: string, mode: number, caller: Caller = this.self()): Promise<number> {
     this.writable();
     const where = this.keyPath(path, Errno.EPERM);
-    await this.requireParentDir(where.bucket, where.key);
+    const parent = await this.requireParentDir(where.bucket, where.key);
     const existing = await this.entry(where.bucket, where.key);
     if (existing?.kind === 'dir') throw new IsDirError(`${path} is a directory`);
     if (existing) return this.open(path, constants.O_RDWR | O_TRUNC);
     const ctx = await this.lilio.bucket(where.bucket);
-    const attrs = { ...defaultAttrs(), mode: mode & 0o7777, uid: this.uid, gid: this.gid };
+    const attrs = { ...defaultAttrs(), ...newOwner(caller, parent, mode, false) };
     const file = new OpenFile(this.lilio, ctx, where.bucket, where.key, undefined, attrs, this.options);
     file.dirty = true;
     this.files.set(fileKey(where.bucket, where.key), file);
-    return this.addHandle(file, true, false);
+    const fd = this.addHandle(file, true, false);
+    await this.entryChanged(where.bucket, where.key);
+    return fd;
+  }
+
+  /**
+   * mkfifo, mknod, bind(2) of a unix socket: an entry with a type and
+   * attributes and no data (the kernel serves the node's I/O itself).
+   */
+  async mknod(
+    path: string,
+    kind: SpecialKind,
+    mode: number,
+    rdev: number,
+    caller: Caller = this.self(),
+  ): Promise<void> {
+    this.writable();
+    const where = this.keyPath(path, Errno.EPERM);
+    const parent = await this.requireParentDir(where.bucket, where.key);
+    if (await this.entry(where.bucket, where.key)) throw new ErrnoError(Errno.EEXIST, `${path} exists`);
+    const attrs: Partial<ObjectAttrs> = newOwner(caller, parent, mode, false);
+    if (kind === 'chardev' || kind === 'blockdev') attrs.rdev = rdev;
+    const writer = await this.lilio.writer(where.bucket, where.key);
+    await writer.commit({ kind, expect: 'absent', attrs });
+    await this.entryChanged(where.bucket, where.key);
   }
 
   async open(path: string, flags: number): Promise<number> {
@@ -267,6 +322,8 @@ export class Vfs {
       if (writable) throw new IsDirError(`${path} is a directory`);
       return this.addHandle(undefined, false, false);
     }
+    // The kernel opens FIFOs, sockets and devices itself; one reaching us has no data to serve.
+    if (entry.kind === 'node') throw new ErrnoError(Errno.ENXIO, `${path} is a ${entry.record.kind}`);
     let file: OpenFile;
     if (entry.kind === 'open') {
       file = entry.file;
@@ -343,6 +400,7 @@ export class Vfs {
     const entry = await this.entry(where.bucket, where.key);
     if (!entry) throw new NotFoundError(`${path} does not exist`);
     if (entry.kind === 'dir') throw new IsDirError(`${path} is a directory`);
+    if (entry.kind === 'node') throw new ErrnoError(Errno.EINVAL, `${path} is a ${entry.record.kind}`);
     if (entry.kind === 'open') {
       await entry.file.truncate(size);
       // truncate(2) by path takes effect at once, like a local filesystem.
@@ -408,20 +466,25 @@ export class Vfs {
       // Handles already open keep reading the version they have; nothing of theirs is committed any more.
       open.unlinked = true;
       this.files.delete(fileKey(where.bucket, where.key));
-      if (!open.base) return;
+      if (!open.base) {
+        await this.entryChanged(where.bucket, where.key);
+        return;
+      }
     }
     const removed = await this.lilio.deleteObject(where.bucket, where.key);
     if (!removed && !open) throw new NotFoundError(`${path} does not exist`);
+    await this.entryChanged(where.bucket, where.key);
   }
 
-  async symlink(target: string, path: string): Promise<void> {
+  async symlink(target: string, path: string, caller: Caller = this.self()): Promise<void> {
     this.writable();
     const where = this.keyPath(path, Errno.EPERM);
-    await this.requireParentDir(where.bucket, where.key);
+    const parent = await this.requireParentDir(where.bucket, where.key);
     if (await this.entry(where.bucket, where.key)) throw new ErrnoError(Errno.EEXIST, `${path} exists`);
     const writer = await this.lilio.writer(where.bucket, where.key);
     await writer.write(Buffer.from(target));
-    await writer.commit({ kind: 'symlink', expect: 'absent', attrs: { mode: 0o777, uid: this.uid, gid: this.gid } });
+    await writer.commit({ kind: 'symlink', expect: 'absent', attrs: newOwner(caller, parent, 0o777, false) });
+    await this.entryChanged(where.bucket, where.key);
   }
 
   async readlink(path: string): Promise<string> {
@@ -442,7 +505,11 @@ export class Vfs {
 
   // ---- rename ----
 
-  async rename(from: string, to: string): Promise<void> {
+  /**
+   * rename(2); `noReplace` is renameat2's RENAME_NOREPLACE: EEXIST when `to`
+   * exists, decided by the store's commit for a file in the same bucket.
+   */
+  async rename(from: string, to: string, options: { noReplace?: boolean } = {}): Promise<void> {
     this.writable();
     const src = parseMountPath(from);
     const dest = parseMountPath(to);
@@ -454,6 +521,7 @@ export class Vfs {
     if (!source) throw new NotFoundError(`${from} does not exist`);
     await this.requireParentDir(dest.bucket, dest.key);
     const target = await this.entry(dest.bucket, dest.key);
+    if (target && options.noReplace) throw new ErrnoError(Errno.EEXIST, `${to} exists`);
     if (source.kind === 'dir') {
       if (dest.bucket === src.bucket && `${dest.key}/`.startsWith(`${src.key}/`)) {
         throw new ErrnoError(Errno.EINVAL, `cannot move ${from} into itself`);
@@ -462,6 +530,8 @@ export class Vfs {
       if (target) await this.requireEmptyDir(dest.bucket, dest.key);
       if (dest.bucket !== src.bucket) throw new ErrnoError(Errno.EXDEV, 'directories move between buckets by copy');
       await this.renameDir(src.bucket, src.key, dest.key, source.marker !== undefined);
+      await this.changeCtime(() => this.lilio.meta.getObject(dest.bucket, `${dest.key}/`));
+      await this.renamed(src, dest);
       return;
     }
     if (target?.kind === 'dir') throw new IsDirError(`${to} is a directory`);
@@ -470,8 +540,9 @@ export class Vfs {
     if (open?.dirty) await open.commit();
     await this.keepParent(src.bucket, src.key);
     const replaced = this.files.get(fileKey(dest.bucket, dest.key));
+    let moved: ObjectRecord | undefined;
     if (dest.bucket === src.bucket) {
-      await this.lilio.renameObject(src.bucket, src.key, dest.key, true);
+      moved = await this.lilio.renameObject(src.bucket, src.key, dest.key, !options.noReplace);
     } else {
       await this.copyAcrossBuckets(src.bucket, src.key, dest.bucket, dest.key);
       await this.lilio.deleteObject(src.bucket, src.key);
@@ -484,6 +555,75 @@ export class Vfs {
     else if (open) {
       open.unlinked = true;
       this.files.delete(fileKey(src.bucket, src.key));
+    }
+    if (moved) await this.changeCtime(moved);
+    await this.renamed(src, dest);
+  }
+
+  /**
+   * renameat2's RENAME_EXCHANGE: the two names swap what they hold, in one
+   * metadata commit. For two non-directories in one bucket, on a store that
+   * can swap (all of ours); anything else answers EINVAL, as a filesystem
+   * without the flag does, and changes nothing.
+   */
+  async exchange(from: string, to: string): Promise<void> {
+    this.writable();
+    const src = parseMountPath(from);
+    const dest = parseMountPath(to);
+    if (src.kind !== 'key' || dest.kind !== 'key') throw new ErrnoError(Errno.EINVAL, 'buckets are not exchanged');
+    if (!this.lilio.canExchange) {
+      throw new ErrnoError(Errno.EINVAL, 'RENAME_EXCHANGE: this metadata store cannot swap two names in one commit');
+    }
+    if (src.bucket !== dest.bucket) throw new ErrnoError(Errno.EINVAL, 'RENAME_EXCHANGE across buckets');
+    if (src.key === dest.key) return;
+    const bucket = src.bucket;
+    const [a, b] = await Promise.all([this.entry(bucket, src.key), this.entry(bucket, dest.key)]);
+    if (!a) throw new NotFoundError(`${from} does not exist`);
+    if (!b) throw new NotFoundError(`${to} does not exist`);
+    if (a.kind === 'dir' || b.kind === 'dir') throw new ErrnoError(Errno.EINVAL, 'directories are not exchanged');
+    // What is written but not committed moves with each file: commit it first.
+    const openA = this.files.get(fileKey(bucket, src.key));
+    const openB = this.files.get(fileKey(bucket, dest.key));
+    if (openA?.dirty) await openA.commit();
+    if (openB?.dirty) await openB.commit();
+    const [atA, atB] = await this.lilio.exchangeObjects(bucket, src.key, dest.key);
+    this.files.delete(fileKey(bucket, src.key));
+    this.files.delete(fileKey(bucket, dest.key));
+    for (const [file, key] of [
+      [openA, dest.key],
+      [openB, src.key],
+    ] as const) {
+      if (!file) continue;
+      file.key = key;
+      if (file.base) file.base = { ...file.base, key };
+      this.files.set(fileKey(bucket, key), file);
+    }
+    await this.changeCtime(atA);
+    await this.changeCtime(atB);
+    await this.renamed(src, dest);
+  }
+
+  /** Both directories of a rename changed. */
+  private async renamed(src: { bucket: string; key: string }, dest: { bucket: string; key: string }): Promise<void> {
+    await this.entryChanged(src.bucket, src.key);
+    await this.entryChanged(dest.bucket, dest.key);
+  }
+
+  /**
+   * A rename changes the moved file's ctime (as Linux filesystems do); the
+   * store's rename moves the record unchanged, so the time is a second
+   * commit, of the same chunks (nothing to clean up if it fails). The rename
+   * is done by then: a commit that lost to a concurrent one, or failed, only
+   * leaves the old ctime, and is not worth reporting the rename as failed.
+   */
+  private async changeCtime(record: ObjectRecord | (() => Promise<ObjectRecord | undefined>)): Promise<void> {
+    try {
+      const current = typeof record === 'function' ? await record() : record;
+      if (!current) return;
+      const { version, ...draft } = current;
+      await this.lilio.commitRecord({ ...draft, attrs: { ...current.attrs, ctimeMs: Date.now() } }, { version });
+    } catch {
+      // See above: the old ctime stays.
     }
   }
 
@@ -604,7 +744,10 @@ export class Vfs {
       if (record?.versionId === open.base!.versionId) return { kind: 'open', file: open };
       this.files.delete(fileKey(bucket, key));
     }
-    if (record) return record.kind === 'symlink' ? { kind: 'symlink', record } : { kind: 'file', record };
+    if (record) {
+      if (record.kind === 'symlink') return { kind: 'symlink', record };
+      return isSpecialKind(record.kind) ? { kind: 'node', record } : { kind: 'file', record };
+    }
     const marker = found ? found.marker : await meta.getObject(bucket, `${key}/`);
     if (marker) return { kind: 'dir', marker };
     if (found) return found.dir ? { kind: 'dir' } : undefined;
@@ -613,17 +756,16 @@ export class Vfs {
     return undefined;
   }
 
-  private statOf(entry: Entry): Stat {
+  private statOf(entry: Entry, bucket: string, key: string): Stat {
     if (entry.kind === 'dir') {
-      return this.dirStat(
-        entry.marker?.attrs ?? { ...defaultAttrs(this.started, 'dir'), uid: this.uid, gid: this.gid },
-      );
+      const attrs = entry.marker?.attrs ?? { ...defaultAttrs(this.started, 'dir'), uid: this.uid, gid: this.gid };
+      return this.dirStat(this.dirTimes.apply(bucket, key, attrs));
     }
     if (entry.kind === 'open') {
       return this.fileStat(S_IFREG, entry.file.attrs, entry.file.size, entry.file.allocated());
     }
     const record = entry.record;
-    return this.fileStat(entry.kind === 'symlink' ? S_IFLNK : S_IFREG, record.attrs, record.size, record.allocated);
+    return this.fileStat(TYPE_BITS[record.kind], record.attrs, record.size, record.allocated);
   }
 
   private dirStat(attrs: ObjectAttrs): Stat {
@@ -655,18 +797,48 @@ export class Vfs {
       atime: attrs.atimeMs,
       mtime: attrs.mtimeMs,
       ctime: attrs.ctimeMs,
+      ...(attrs.rdev ? { rdev: attrs.rdev } : {}),
     };
   }
 
-  private async requireParentDir(bucket: string, key: string): Promise<void> {
+  /** The mount's own user: the owner of what is created when the caller is not known (fuse-native). */
+  private self(): Caller {
+    return { uid: this.uid, gid: this.gid };
+  }
+
+  /** Checks that key's directory exists; returns its attributes when it has a record (setgid inheritance). */
+  private async requireParentDir(bucket: string, key: string): Promise<ObjectAttrs | undefined> {
     const slash = key.lastIndexOf('/');
-    if (slash < 0) {
-      await this.lilio.bucket(bucket);
-      return;
-    }
+    if (slash < 0) return (await this.lilio.bucket(bucket)).record.attrs;
     const parent = await this.entry(bucket, key.slice(0, slash));
     if (!parent) throw new NotFoundError(`${bucket}/${key.slice(0, slash)} does not exist`);
     if (parent.kind !== 'dir') throw new NotDirError(`${bucket}/${key.slice(0, slash)} is not a directory`);
+    return parent.marker?.attrs;
+  }
+
+  /**
+   * An entry was created, removed or renamed in key's directory: its mtime
+   * and ctime move (see DirTimes for what is stored, and when).
+   */
+  private async entryChanged(bucket: string, key: string): Promise<void> {
+    const slash = key.lastIndexOf('/');
+    const dir = slash < 0 ? '' : key.slice(0, slash);
+    const at = this.dirTimes.touch(bucket, dir);
+    if (at === undefined) return;
+    try {
+      if (dir === '') {
+        await this.lilio.updateBucketAttrs(bucket, { mtimeMs: at });
+        return;
+      }
+      const marker = await this.lilio.meta.getObject(bucket, `${dir}/`);
+      if (!marker) return; // implicit: its times live in this process only
+      const { version, ...draft } = marker;
+      await this.lilio.commitRecord({ ...draft, attrs: { ...marker.attrs, mtimeMs: at, ctimeMs: at } }, { version });
+    } catch {
+      // The change itself is done; its directory's stored time is not worth failing it for (the
+      // directory was removed or rewritten meanwhile, or the store failed). This process still
+      // shows the time.
+    }
   }
 
   private async requireEmptyDir(bucket: string, key: string): Promise<void> {
@@ -705,7 +877,7 @@ export class Vfs {
     const where = parseMountPath(path);
     if (where.kind === 'root') throw new ErrnoError(Errno.EPERM, 'the root has fixed attributes');
     if (where.kind === 'bucket') {
-      await this.lilio.updateBucketAttrs(where.bucket, attrs);
+      await this.lilio.updateBucketAttrs(where.bucket, this.withDirTimes(where.bucket, '', attrs));
       return;
     }
     const entry = await this.entry(where.bucket, where.key);
@@ -719,7 +891,8 @@ export class Vfs {
     }
     if (entry.kind === 'dir') {
       const current = entry.marker?.attrs ?? { ...defaultAttrs(this.started, 'dir'), uid: this.uid, gid: this.gid };
-      await this.writeMarker(where.bucket, where.key, { ...current, ...attrs, ctimeMs: Date.now() }, 'any');
+      const changed = this.withDirTimes(where.bucket, where.key, attrs);
+      await this.writeMarker(where.bucket, where.key, { ...current, ...changed, ctimeMs: Date.now() }, 'any');
       return;
     }
     const { version: _v, ...draft } = entry.record;
@@ -727,6 +900,20 @@ export class Vfs {
       { ...draft, attrs: { ...entry.record.attrs, ...attrs, ctimeMs: Date.now() } },
       { version: entry.record.version },
     );
+  }
+
+  /**
+   * A directory's attributes are being stored: times asked for replace the
+   * in-process overlay; otherwise the overlay's newer times go with them.
+   */
+  private withDirTimes(bucket: string, dirKey: string, attrs: Partial<ObjectAttrs>): Partial<ObjectAttrs> {
+    if (attrs.mtimeMs !== undefined || attrs.atimeMs !== undefined) {
+      this.dirTimes.drop(bucket, dirKey);
+      return attrs;
+    }
+    const zero = { mode: 0, uid: 0, gid: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0 };
+    const overlay = this.dirTimes.apply(bucket, dirKey, zero);
+    return overlay.mtimeMs > 0 ? { ...attrs, mtimeMs: overlay.mtimeMs } : attrs;
   }
 
   private async xattrsOf(path: string): Promise<Record<string, string> | undefined> {

@@ -78,6 +78,15 @@ export function batchLimit(limit: number): number {
 }
 
 /** renamePrefix works on directories: both prefixes end with '/', and a directory cannot move into itself. */
+/** exchangeObjects' arguments: two different keys, neither a directory marker. */
+export function checkExchange(bucket: string, a: string, b: string): void {
+  if (a === b || a.endsWith('/') || b.endsWith('/')) {
+    throw new InvalidError(
+      `cannot exchange ${bucket}/${a} and ${bucket}/${b}: two different non-directory keys are needed`,
+    );
+  }
+}
+
 export function checkPrefixRename(fromPrefix: string, toPrefix: string): void {
   for (const prefix of [fromPrefix, toPrefix]) {
     if (!prefix.endsWith('/') || prefix.length < 2) {

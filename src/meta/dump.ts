@@ -69,6 +69,7 @@ const attrs = z.looseObject({
   mtimeMs: z.number(),
   atimeMs: z.number(),
   ctimeMs: z.number(),
+  rdev: z.number().optional(),
 });
 
 const chunk = z.looseObject({
@@ -92,7 +93,7 @@ const bucket = z.looseObject({
 const object = z.looseObject({
   bucket: z.string(),
   key: z.string(),
-  kind: z.enum(['file', 'dir', 'symlink']),
+  kind: z.enum(['file', 'dir', 'symlink', 'fifo', 'socket', 'chardev', 'blockdev']),
   version: z.number().optional(),
   versionId: z.string(),
   size: z.number(),

@@ -9,7 +9,7 @@ import {
   UnavailableError,
 } from '../core/errors.js';
 import type { ChunkRef, ObjectDraft, ObjectRecord } from '../core/types.js';
-import { checkExpect, checkPrefixRename, orphanedChunks } from './commit-rules.js';
+import { checkExchange, checkExpect, checkPrefixRename, orphanedChunks } from './commit-rules.js';
 import { type BlobStore, listHash } from './etcd-blobs.js';
 import { AmbiguousCommit, type EtcdConnection } from './etcd-client.js';
 import { NeedChildren, Snapshot, TreeEdit } from './etcd-edit.js';
@@ -175,6 +175,54 @@ export class ObjectCommits {
     });
     return renaming.catch((err) => {
       throw ambiguous ? unknownOutcome(err, `rename of ${bucket}/${from} to ${to}`, moving) : err;
+    });
+  }
+
+  /**
+   * Swaps the records at two keys in one transaction. Nothing stops or
+   * starts being referenced (each chunk list, inline or a blob, moves to the
+   * other key whole), so the commit carries no garbage change.
+   */
+  async exchange(bucket: string, a: string, b: string): Promise<[ObjectRecord, ObjectRecord]> {
+    checkExchange(bucket, a, b);
+    const token = newId();
+    let ambiguous = false;
+    const exchanging = this.attempts(async (failing) => {
+      const [first, second] = await Promise.all([
+        this.locator.locate(bucket, a, { probes: true }),
+        this.locator.locate(bucket, b, { probes: true }),
+      ]);
+      if (!first.view.bucket) throw new NotFoundError(`bucket ${bucket} does not exist`);
+      if (ambiguous && first.token === token && second.token === token) {
+        const [atA, atB] = await Promise.all([this.locator.record(bucket, first), this.locator.record(bucket, second)]);
+        return done([atA!, atB!] as [ObjectRecord, ObjectRecord]);
+      }
+      if (!first.summary) throw new NotFoundError(`${bucket}/${a} does not exist`);
+      if (!second.summary) throw new NotFoundError(`${bucket}/${b} does not exist`);
+      if (second.view.bucket?.create_revision !== first.view.bucket.create_revision) return undefined;
+      const [recordA, recordB] = await Promise.all([
+        this.locator.record(bucket, first),
+        this.locator.record(bucket, second),
+      ]);
+      if (!recordA || !recordB) return undefined;
+      const snapshot = this.snapshot(bucket, first, second);
+      const plan = await this.plan(snapshot, token, (edit) => {
+        this.place(edit, a, second.summary!, second.body ?? {}, token);
+        this.place(edit, b, first.summary!, first.body ?? {}, token);
+      });
+      const change: GarbageChange = { retire: [], rescue: [], rescueKeys: [], rescueDirs: [] };
+      const result = await this.commit(plan, change, snapshot.journalEmpty, failing, () => {
+        ambiguous = true;
+      });
+      if (!result) return undefined;
+      const version = Number(result.header.revision);
+      return done([
+        { ...recordB, key: a, version },
+        { ...recordA, key: b, version },
+      ] as [ObjectRecord, ObjectRecord]);
+    });
+    return exchanging.catch((err) => {
+      throw ambiguous ? unknownOutcome(err, `exchange of ${bucket}/${a} and ${b}`) : err;
     });
   }
 

@@ -232,6 +232,13 @@ export class EtcdMetadataStore implements MetadataStore {
     return this.commits.rename(bucket, from, to, options.replace);
   }
 
+  async exchangeObjects(bucket: string, a: string, b: string): Promise<[ObjectRecord, ObjectRecord]> {
+    this.conn.ensureOpen();
+    this.paths.checkDepth(a);
+    this.paths.checkDepth(b);
+    return this.commits.exchange(bucket, a, b);
+  }
+
   async renamePrefix(bucket: string, fromPrefix: string, toPrefix: string): Promise<number> {
     this.conn.ensureOpen();
     this.paths.checkDepth(fromPrefix);

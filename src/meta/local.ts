@@ -28,6 +28,7 @@ import { CommitUnknownError, ExistsError, NotEmptyError, NotFoundError, Unavaila
 import type { BucketRecord, ChunkRef, GarbageEntry, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
 import {
   batchLimit,
+  checkExchange,
   checkExpect,
   checkPrefixRename,
   checkTtl,
@@ -102,6 +103,7 @@ export const WRITES = [
   'commitObject',
   'deleteObject',
   'renameObject',
+  'exchangeObjects',
   'renamePrefix',
   'takeGarbage',
   'queueGarbage',
@@ -303,6 +305,33 @@ export class LocalMetadataStore implements MetadataStore {
       { what: `rename of ${bucket}/${from} to ${to}`, subject: () => source && this.toRecord(bucket, source) },
     );
     return this.toRecord(bucket, moved);
+  }
+
+  async exchangeObjects(bucket: string, a: string, b: string): Promise<[ObjectRecord, ObjectRecord]> {
+    checkExchange(bucket, a, b);
+    const swapped = this.write(
+      () => {
+        this.requireBucket(bucket);
+        const first = this.sql.getObject.get(bucket, a);
+        const second = this.sql.getObject.get(bucket, b);
+        if (!first) throw new NotFoundError(`${bucket}/${a} does not exist`);
+        if (!second) throw new NotFoundError(`${bucket}/${b} does not exist`);
+        if (first.chunks.length > SMALL_CHUNK_LIST || second.chunks.length > SMALL_CHUNK_LIST) this.runsLong();
+        const version = this.sql.nextVersions.get(2)!;
+        // Through a name no key can have (keys never hold NUL): the primary key forbids a direct swap.
+        const parking = `${a}\u0000exchange`;
+        this.sql.moveObject.run(parking, parentOf(a), version - 1, bucket, a);
+        this.sql.moveObject.run(a, parentOf(a), version - 1, bucket, b);
+        this.sql.moveObject.run(b, parentOf(b), version, bucket, parking);
+        // Both keys exist before and after: the directory table is unchanged.
+        return [
+          { ...second, key: a, version: version - 1 },
+          { ...first, key: b, version },
+        ] as [ObjectRow, ObjectRow];
+      },
+      { what: `exchange of ${bucket}/${a} and ${b}` },
+    );
+    return [this.toRecord(bucket, swapped[0]), this.toRecord(bucket, swapped[1])];
   }
 
   async renamePrefix(bucket: string, fromPrefix: string, toPrefix: string): Promise<number> {

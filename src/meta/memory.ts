@@ -2,6 +2,7 @@ import { ExistsError, NotEmptyError, NotFoundError, UnavailableError } from '../
 import type { BucketRecord, ChunkRef, GarbageEntry, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
 import {
   batchLimit,
+  checkExchange,
   checkExpect,
   checkPrefixRename,
   orphanedChunks,
@@ -136,6 +137,22 @@ export class MemoryMetadataStore implements MetadataStore {
     this.setRecord(state, to, moved);
     this.commits++;
     return structuredClone(moved);
+  }
+
+  async exchangeObjects(bucket: string, a: string, b: string): Promise<[ObjectRecord, ObjectRecord]> {
+    const state = this.bucket(bucket);
+    checkExchange(bucket, a, b);
+    const first = state.objects.get(a);
+    const second = state.objects.get(b);
+    if (!first) throw new NotFoundError(`${bucket}/${a} does not exist`);
+    if (!second) throw new NotFoundError(`${bucket}/${b} does not exist`);
+    // Both keys exist before and after: no directory counts change.
+    const atA: ObjectRecord = { ...second, key: a, version: ++this.lastVersion };
+    const atB: ObjectRecord = { ...first, key: b, version: ++this.lastVersion };
+    this.setRecord(state, a, atA);
+    this.setRecord(state, b, atB);
+    this.commits++;
+    return [structuredClone(atA), structuredClone(atB)];
   }
 
   async renamePrefix(bucket: string, fromPrefix: string, toPrefix: string): Promise<number> {

@@ -135,6 +135,15 @@ export interface MetadataStore {
    */
   renameObject(bucket: string, from: string, to: string, options: { replace: boolean }): Promise<ObjectRecord>;
   /**
+   * Swaps the records at two keys (renameat2's RENAME_EXCHANGE) in one step:
+   * each name then holds what the other held, with a new version. Both must
+   * exist (NotFoundError); markers are not exchanged. Optional: a store
+   * without it cannot swap atomically, and the mount answers EINVAL. Nothing
+   * becomes garbage: each chunk list moves to the other key whole.
+   * Returns the records now at `a` and at `b`.
+   */
+  exchangeObjects?(bucket: string, a: string, b: string): Promise<[ObjectRecord, ObjectRecord]>;
+  /**
    * Moves every key under `fromPrefix` (which ends with '/') to `toPrefix`, in
    * one step. NotEmptyError if any key exists under `toPrefix` other than the
    * marker `toPrefix` itself, which is replaced. Returns the number of keys moved.

@@ -43,3 +43,17 @@ t.test('unlink detaches: the path is free for a new file, the old number lives u
   t.equal(childPath('/', 'b'), '/b');
   t.equal(childPath('/b', 'x'), '/b/x');
 });
+
+t.test('exchange: each inode takes the other path', async (t) => {
+  const table = new InodeTable();
+  const a = table.ensure('/b/a');
+  const c = table.ensure('/b/d/c');
+  table.exchange('/b/a', '/b/d/c');
+  t.equal(table.path(a), '/b/d/c');
+  t.equal(table.path(c), '/b/a');
+  t.equal(table.peek('/b/a'), c);
+  t.equal(table.peek('/b/d/c'), a);
+  table.exchange('/b/a', '/b/unknown');
+  t.equal(table.path(c), '/b/unknown', 'a name the kernel has no inode for is simply taken');
+  t.equal(table.peek('/b/a'), undefined);
+});
