@@ -349,7 +349,12 @@ export function registerMountCommands(program: Command): void {
       }
       if (pid && alive(pid)) {
         const request = options.force ? 'force' : options.lazy ? 'lazy' : 'refuse';
-        const answer = await askControl(controlSocketFor(target), request);
+        // A stopped process accepts the connection and never answers: bounded by --timeout too.
+        const answer = await askControl(
+          controlSocketFor(target),
+          request,
+          Math.max(1_000, Math.min(seconds * 1000, 10_000)),
+        );
         if (answer && 'busy' in answer) {
           throw new ConflictError(
             `${target} is busy: ${answer.busy} file(s) open for writing (${answer.files.join(', ')}); ` +
