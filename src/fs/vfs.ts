@@ -636,6 +636,7 @@ export class Vfs {
         if (await file.abandon(reason)) report.left.push(path);
         continue;
       }
+      if (!file.dirty) continue;
       try {
         while (file.dirty && !file.unlinked) await file.commit();
         report.committed++;
