@@ -160,6 +160,7 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
         // A signal while a lazy unmount waits for its holders: stop waiting.
         if (waitingLazily && mode === 'force') {
           waitingLazily = false;
+          control?.close();
           log(`${why}: no longer waiting for the open files`);
           void mounted.unmount('force');
         }
@@ -168,7 +169,8 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
       stopping = true;
       waitingLazily = mode === 'lazy';
       clearInterval(watcher);
-      control?.close();
+      // While a lazy unmount waits, `lilio umount --force` (or a plain one, once no writer is left) still reaches it.
+      if (mode === 'force') control?.close();
       if (mode === 'lazy') {
         const open = mounted.vfs.openHandles;
         log(`${why}: detached ${mounted.mountpoint}; serving ${open} open file(s) until they close`);
@@ -216,6 +218,7 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
     );
   });
   await done;
+  control?.close();
   rmSync(controlSocketFor(mounted.mountpoint), { force: true });
   // Whatever still holds the event loop (a fuse-native thread's handle) must not keep a finished mount alive.
   setTimeout(() => process.exit(), 200).unref();
