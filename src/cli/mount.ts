@@ -18,6 +18,7 @@ import { promisify } from 'node:util';
 import type { Command } from 'commander';
 import { parseSize } from '../config/size.js';
 import {
+  ConflictError,
   describeError,
   InvalidError,
   LilioError,
@@ -28,13 +29,14 @@ import {
 } from '../core/errors.js';
 import { Lilio } from '../engine/lilio.js';
 import { ErrnoError } from '../fs/errno.js';
-import { clearStaleMount, isFuseMounted, mountLilio } from '../fs/mount.js';
+import { clearStaleMount, isFuseMounted, mountLilio, type UnmountMode } from '../fs/mount.js';
 import { PrometheusFuseMetrics } from '../metrics/fuse.js';
 import { PrometheusCollector } from '../metrics/prometheus.js';
 import { serveMetrics } from '../server/metrics-http.js';
 import { configFrom, refuseEndpoint } from './context.js';
 import { localFileError } from './local-errors.js';
 import { parsePort } from './options.js';
+import { askControl, serveControl } from './umount-control.js';
 
 interface MountFlags {
   metricsPort?: string;
@@ -54,6 +56,11 @@ const runTool = promisify(execFile);
 export function pidFileFor(mountpoint: string): string {
   const hash = createHash('sha256').update(resolve(mountpoint)).digest('hex').slice(0, 16);
   return join(tmpdir(), `lilio-mount-${hash}.pid`);
+}
+
+/** The mount process's control socket (see umount-control.ts), beside its pid file. */
+export function controlSocketFor(mountpoint: string): string {
+  return pidFileFor(mountpoint).replace(/\.pid$/, '.sock');
 }
 
 function alive(pid: number): boolean {
@@ -139,45 +146,85 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
   lilio.startBackgroundGc();
   const pidFile = pidFileFor(mounted.mountpoint);
   writeFileSync(pidFile, `${process.pid}\n`);
-  process.stderr.write(
-    `lilio: mounted ${mounted.mountpoint} (${config.source}, N=${config.quorum.n} W=${config.quorum.w} R=${config.quorum.r}${
+  const log = (line: string) => process.stderr.write(`lilio: ${line}\n`);
+  log(
+    `mounted ${mounted.mountpoint} (${config.source}, N=${config.quorum.n} W=${config.quorum.w} R=${config.quorum.r}${
       metricsServer ? `, metrics on ${flags.metricsHost}:${flags.metricsPort}` : ''
-    })\n`,
+    })`,
   );
 
-  await new Promise<void>((resolveRun) => {
-    let stopping = false;
-    const stop = async (why: string) => {
-      if (stopping) return;
-      stopping = true;
-      clearInterval(watcher);
-      process.stderr.write(`lilio: ${why}: flushing and unmounting ${mounted.mountpoint}\n`);
-      const failures = await mounted.unmount();
-      const counts = mounted.requestCounts?.();
-      if (counts && process.env.LILIO_FUSE_COUNTS) {
-        process.stderr.write(`lilio: FUSE requests ${JSON.stringify(counts)}\n`);
+  let stopping = false;
+  let watcher: NodeJS.Timeout | undefined;
+  let control: Awaited<ReturnType<typeof serveControl>> | undefined;
+  const done = new Promise<void>((resolveRun) => {
+    let waitingLazily = false;
+    const stop = async (why: string, mode: UnmountMode) => {
+      if (stopping) {
+        // A signal while a lazy unmount waits for its holders: stop waiting.
+        if (waitingLazily && mode === 'force') {
+          waitingLazily = false;
+          control?.close();
+          log(`${why}: no longer waiting for the open files`);
+          void mounted.unmount('force');
+        }
+        return;
       }
-      if (failures > 0) {
-        process.stderr.write(`lilio: ${failures} file(s) could not be committed; their previous versions are intact\n`);
+      stopping = true;
+      waitingLazily = mode === 'lazy';
+      clearInterval(watcher);
+      // While a lazy unmount waits, `lilio umount --force` (or a plain one, once no writer is left) still reaches it.
+      if (mode === 'force') control?.close();
+      if (mode === 'lazy') {
+        const open = mounted.vfs.openHandles;
+        log(`${why}: detached ${mounted.mountpoint}; serving ${open} open file(s) until they close`);
+      } else log(`${why}: committing closed files and unmounting ${mounted.mountpoint}`);
+      const report = await mounted.unmount(mode);
+      const counts = mounted.requestCounts?.();
+      if (counts && process.env.LILIO_FUSE_COUNTS) log(`FUSE requests ${JSON.stringify(counts)}`);
+      for (const path of report.left) {
+        log(`left ${path} at its last committed version: it was still open for writing (uncommitted changes dropped)`);
+      }
+      if (report.failed.length > 0) {
+        log(
+          `${report.failed.length} file(s) could not be committed; their previous versions are intact: ${report.failed.join(', ')}`,
+        );
         process.exitCode = 1;
       }
       metricsServer?.close();
-      await lilio.close().catch((err) => process.stderr.write(`lilio: close: ${describeError(err)}\n`));
+      await lilio.close().catch((err) => log(`close: ${describeError(err)}`));
       rmSync(pidFile, { force: true });
+      log(`unmounted ${mounted.mountpoint}`);
       resolveRun();
-      // A native session detached lazily (files still open) keeps a read of /dev/fuse pending,
-      // which would keep the process alive: leave once everything above is done.
-      if (mounted.closed) setTimeout(() => process.exit(), 200).unref();
     };
-    process.once('SIGINT', () => void stop('interrupted'));
-    process.once('SIGTERM', () => void stop('terminated'));
+    // A signal cannot be refused: files still being written are left as a crash would leave them.
+    process.on('SIGINT', () => void stop('interrupted', 'force'));
+    process.on('SIGTERM', () => void stop('terminated', 'force'));
+    const outside = () => {
+      // Detached from outside: nothing is left to serve once the files still open are closed.
+      void stop('unmounted from outside', mounted.vfs.openHandles > 0 ? 'lazy' : 'force');
+    };
     // The native session ends when the kernel says the mount is gone (ENODEV), whoever unmounted it.
-    void mounted.closed?.then(() => stop('unmounted from outside'));
-    // Unmounted from outside (fusermount -u): nothing is left to serve.
-    const watcher = setInterval(() => {
-      if (!isFuseMounted(mounted.mountpoint)) void stop('unmounted from outside');
+    void mounted.closed?.then(outside);
+    // By device, not path: a newer mount at the same path is not ours.
+    watcher = setInterval(() => {
+      if (!mounted.attached()) outside();
     }, 1_000);
+    void serveControl(controlSocketFor(mounted.mountpoint), {
+      writing: () => mounted.vfs.openForWriting(),
+      unmount: (mode) => void stop(mode === 'lazy' ? 'lilio umount --lazy' : 'lilio umount', mode),
+    }).then(
+      (server) => {
+        control = server;
+        if (stopping) server.close();
+      },
+      (err) => log(`no control socket (lilio umount will signal instead): ${describeError(err)}`),
+    );
   });
+  await done;
+  control?.close();
+  rmSync(controlSocketFor(mounted.mountpoint), { force: true });
+  // Whatever still holds the event loop (a fuse-native thread's handle) must not keep a finished mount alive.
+  setTimeout(() => process.exit(), 200).unref();
 }
 
 /**
@@ -287,12 +334,17 @@ export function registerMountCommands(program: Command): void {
   program
     .command('umount <mountpoint>')
     .alias('unmount')
-    .description('flush every open file, commit, and unmount (a dead or stuck mount is detached lazily)')
-    .option('--timeout <seconds>', 'how long the mount process may take to flush before a lazy unmount', '60')
-    .action(async (mountpoint: string, options: { timeout: string }) => {
+    .description(
+      'commit closed files and unmount; refused (busy) while files are open for writing, unless --force or --lazy',
+    )
+    .option('--force', 'unmount even so: files still open for writing keep their last committed version')
+    .option('--lazy', 'detach now; files already open are served until they close, then committed')
+    .option('--timeout <seconds>', 'how long the mount process may take to finish before a lazy unmount', '60')
+    .action(async (mountpoint: string, options: { timeout: string; force?: boolean; lazy?: boolean }) => {
       const seconds = Number(options.timeout);
       if (!Number.isFinite(seconds) || seconds < 0)
         throw new UsageError(`--timeout: "${options.timeout}" is not a number of seconds`);
+      if (options.force && options.lazy) throw new UsageError('--force and --lazy: choose one');
       const target = resolve(mountpoint);
       const pidFile = pidFileFor(target);
       let pid: number | undefined;
@@ -302,8 +354,28 @@ export function registerMountCommands(program: Command): void {
         pid = undefined;
       }
       if (pid && alive(pid)) {
-        process.kill(pid, 'SIGTERM');
-        if (await waitFor(() => !alive(pid) && !isFuseMounted(target), seconds * 1000)) {
+        const request = options.force ? 'force' : options.lazy ? 'lazy' : 'refuse';
+        // A stopped process accepts the connection and never answers: bounded by --timeout too.
+        const answer = await askControl(
+          controlSocketFor(target),
+          request,
+          Math.max(1_000, Math.min(seconds * 1000, 10_000)),
+        );
+        if (answer && 'busy' in answer) {
+          throw new ConflictError(
+            `${target} is busy: ${answer.busy} file(s) open for writing (${answer.files.join(', ')}); ` +
+              'close them, or use --force (they keep their last committed version) or --lazy (detach, finish when closed)',
+          );
+        }
+        // No control socket (a mount process of an older version): a signal, which commits and leaves.
+        if (!answer) process.kill(pid, 'SIGTERM');
+        if (options.lazy) {
+          // Detached at once; the process itself ends when the files open on it are closed.
+          if (await waitFor(() => !isFuseMounted(target), Math.min(seconds, 10) * 1000)) {
+            console.log(`unmounted ${target} (process ${pid} serves the files still open until they close)`);
+            return;
+          }
+        } else if (await waitFor(() => !alive(pid) && !isFuseMounted(target), seconds * 1000)) {
           console.log(`unmounted ${target}`);
           return;
         }

@@ -3,11 +3,8 @@ import type { Lilio } from '../engine/lilio.js';
 import { mount as fuseMount } from '../fuse/mount.js';
 import type { Session } from '../fuse/session.js';
 import { VfsFuseAdapter } from './fuse-adapter.js';
-import type { Mounted, MountOptions } from './mount.js';
-import { Vfs, vfsOptions } from './vfs.js';
-
-/** How long an unmount waits for a lazily detached session to end before leaving it. */
-const LAZY_WAIT_MS = 1_000;
+import { LazyWait, type Mounted, type MountOptions, type UnmountMode } from './mount.js';
+import { type ShutdownReport, Vfs, vfsOptions } from './vfs.js';
 
 export interface NativeMounted extends Mounted {
   /** Resolves when the kernel ended the session (unmounted by us or from outside). */
@@ -38,6 +35,7 @@ export async function mountNative(
     onError: options.onError,
   });
   const cacheSeconds = options.cacheSeconds ?? 1;
+  const log = (line: string) => process.stderr.write(`lilio: ${line}\n`);
   const mounted = await fuseMount(adapter, mountpoint, {
     fsname: 'lilio',
     subtype: 'lilio',
@@ -47,29 +45,38 @@ export async function mountNative(
     maxRead: 1024 * 1024,
     entryTimeout: cacheSeconds,
     attrTimeout: cacheSeconds,
-    log: (line) => process.stderr.write(`lilio: ${line}\n`),
+    log,
   });
-  let unmounted: Promise<number> | undefined;
+  const session = mounted.session;
+  let unmounted: Promise<ShutdownReport> | undefined;
+  const lazy = new LazyWait(vfs);
   return {
     mountpoint,
     vfs,
-    session: mounted.session,
+    session,
     closed: mounted.closed,
-    unmount() {
+    attached: () => mounted.attached,
+    unmount(mode: UnmountMode = 'force') {
+      if (mode === 'force') lazy.cut();
       unmounted ??= (async () => {
-        const failures = await vfs.flushAll();
-        if (!mounted.session.isClosed) {
-          await mounted.unmount().catch(async () => {
-            // Busy (a process still has files open): detach lazily, as umount -l would. The session
-            // then lives until the last holder closes, so it is not waited for: the process ends
-            // (see the CLI) and the kernel fails what the holders do next, as with fuse-native.
-            const detached = mounted.unmount({ lazy: true }).catch(() => undefined);
-            await Promise.race([detached, new Promise((r) => setTimeout(r, LAZY_WAIT_MS).unref())]);
-            // Its reads of /dev/fuse still block libuv threads, and process exit with them.
-            // (Writing fusectl's abort file was tried and is not finished: see the branch report.)
-          });
+        if (mode === 'lazy') {
+          // Detached now; the session ends (ENODEV) when the last holder closes.
+          if (mounted.attached) void mounted.unmount({ lazy: true }).catch(() => undefined);
+          await lazy.wait(() => session.isClosed);
+          // Cut short (a signal): files still open for writing are left, and the connection aborted.
         }
-        return failures;
+        const report = await vfs.shutdown();
+        if (session.isClosed) return report;
+        // Not busy: an ordinary unmount, and the session sees ENODEV.
+        if (mounted.attached) await mounted.unmount().catch(() => undefined);
+        // Busy, or detached from outside while files are open: the connection is aborted, as the
+        // process's exit would abort it. Until then the session's reads of /dev/fuse block libuv
+        // threads, which Node joins at exit: the process would never end, and a request read
+        // during exit would never be answered (its caller stuck in D state).
+        if (!session.isClosed) {
+          await mounted.abort().catch((err: Error) => log(`could not end the FUSE session: ${err.message}`));
+        }
+        return report;
       })();
       return unmounted;
     },

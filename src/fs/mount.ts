@@ -5,10 +5,11 @@ import { promisify } from 'node:util';
 import Fuse from 'fuse-native';
 import { ExistsError } from '../core/errors.js';
 import type { Lilio } from '../engine/lilio.js';
+import { connectionAlive, mountedDevice } from '../fuse/mount-identity.js';
 import type { FuseMetrics } from '../metrics/fuse.js';
 import { mountNative } from './mount-native.js';
 import { buildOps } from './ops.js';
-import { Vfs, vfsOptions } from './vfs.js';
+import { type ShutdownReport, Vfs, vfsOptions } from './vfs.js';
 
 const run = promisify(execFile);
 
@@ -75,11 +76,26 @@ export interface MountOptions {
   fuse?: 'libfuse' | 'native';
 }
 
+/**
+ * How a mount goes away. force (SIGTERM, SIGINT, `lilio umount --force`): a
+ * file still open for writing is left at its last committed version, as a
+ * crash would leave it (never its half-written prefix), everything else is
+ * committed, and the mount is detached; its holders then get ENOTCONN.
+ * lazy (`lilio umount --lazy`): detached at once, the files already open are
+ * served until they close (and commit as usual), then the process ends.
+ */
+export type UnmountMode = 'force' | 'lazy';
+
 export interface Mounted {
   mountpoint: string;
   vfs: Vfs;
-  /** Commits every dirty file, then unmounts. Resolves with the number of files that failed to commit. */
-  unmount(): Promise<number>;
+  /** Whether the mountpoint still shows this mount (not detached, not covered by a newer mount). */
+  attached(): boolean;
+  /**
+   * Takes the mount down (see UnmountMode); resolves with what became of the open files. Called
+   * again it returns the same promise, except that 'force' cuts short a lazy unmount's wait.
+   */
+  unmount(mode?: UnmountMode): Promise<ShutdownReport>;
   /** Native session only: resolves when the kernel ended it (unmounted from outside too). */
   closed?: Promise<void>;
   /** Native session only: FUSE requests answered per opcode. */
@@ -153,24 +169,60 @@ export async function mountLilio(lilio: Lilio, mountpoint: string, options: Moun
     maxRead: 1048576,
   });
   await new Promise<void>((resolvePromise, reject) => fuse.mount((err) => (err ? reject(err) : resolvePromise())));
-  let unmounted: Promise<number> | undefined;
+  // The mount is known by its device from now on: after a detach the path may show a newer mount.
+  const device = mountedDevice(target);
+  const attached = () => (device === undefined ? isFuseMounted(target) : mountedDevice(target) === device);
+  // fuse-native's own unmount is `fusermount -uz PATH`, whatever is mounted there by then: not used.
+  const detach = (lazy: boolean) =>
+    attached() ? run('fusermount', lazy ? ['-uz', target] : ['-u', target]).then(() => true) : Promise.resolve(false);
+  let unmounted: Promise<ShutdownReport> | undefined;
+  const lazy = new LazyWait(vfs);
   return {
     mountpoint: target,
     vfs,
-    unmount() {
+    attached,
+    unmount(mode: UnmountMode = 'force') {
+      if (mode === 'force') lazy.cut();
       unmounted ??= (async () => {
-        const failures = await vfs.flushAll();
-        await new Promise<void>((resolvePromise) =>
-          fuse.unmount((err) => {
-            if (err) {
-              // Busy (a process still has files open): detach lazily, as umount -l would.
-              void run('fusermount', ['-uz', target]).finally(() => resolvePromise());
-            } else resolvePromise();
-          }),
-        );
-        return failures;
+        if (mode === 'lazy') {
+          await detach(true).catch(() => false);
+          // Until the last holder closed: its RELEASE may never come (the kernel drops what is
+          // queued when the connection ends), so the connection's end counts as well.
+          await lazy.wait(() => device !== undefined && connectionAlive(device) === false);
+          // Cut short (a signal): files still open for writing are left, as with force.
+        }
+        const report = await vfs.shutdown();
+        // Busy (a process still has files open): detached lazily. The process then exits, which
+        // closes the connection: what the holders do next fails, as after a crash.
+        await detach(false).catch(() => detach(true).catch(() => false));
+        return report;
       })();
       return unmounted;
     },
   };
+}
+
+/**
+ * A lazy unmount's wait: until no descriptor is open on the Vfs (the last
+ * holder of the detached mount closed), the session ended, or a signal cut it short.
+ */
+export class LazyWait {
+  private cutShort = false;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly vfs: Vfs) {}
+
+  cut(): void {
+    this.cutShort = true;
+    this.wake?.();
+  }
+
+  async wait(ended: () => boolean): Promise<void> {
+    while (!this.cutShort && this.vfs.openHandles > 0 && !ended()) {
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        setTimeout(resolve, 100);
+      });
+    }
+  }
 }

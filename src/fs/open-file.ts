@@ -10,6 +10,7 @@ import { chunksNotIn } from '../engine/commit-outcome.js';
 import type { Lilio } from '../engine/lilio.js';
 import { inlineAad } from '../engine/object-writer.js';
 import type { DirtyBudget, DirtyHolder } from './dirty-budget.js';
+import { Errno, ErrnoError } from './errno.js';
 import { FileLayers, type Piece } from './file-layers.js';
 
 /** Bytes written into one window since its buffer was taken. */
@@ -79,6 +80,18 @@ export class OpenFile implements DirtyHolder {
   /** Unlinked while open: readable through its handles, never committed again. */
   unlinked = false;
   handles = 0;
+  /**
+   * Counts every change (data, size, attributes, xattrs). A handle remembers the count after its
+   * own changes, so that its flush can tell whether they were committed, or lost with a commit
+   * that failed (a flush must never report success for data that is gone).
+   */
+  changes = 0;
+  /** The change count the last successful commit covered. */
+  committedChanges = 0;
+  /** The last failed commit: the changes it lost (up to `upTo`) and why. */
+  private lost: { upTo: number; error: unknown } | undefined;
+  /** The mount gave up on this file (shutdown while it was being written): every change or commit fails. */
+  private abandoned: Error | undefined;
 
   private readonly chunkSize: number;
   /** Sealed content (base included); undefined while it is exactly the base version. */
@@ -259,6 +272,7 @@ export class OpenFile implements DirtyHolder {
   }
 
   private async writeAt(data: Buffer, position: number): Promise<void> {
+    if (this.abandoned) throw this.abandoned;
     if (this.failure) throw this.failure;
     this.checkSize(position + data.byteLength);
     this.layersAreBase = false;
@@ -281,7 +295,7 @@ export class OpenFile implements DirtyHolder {
       // A window written whole is done for a sequential writer: seal it now, in the background.
       if (coversWith(buffer, 0, this.chunkSize)) await this.sealWindow(window);
     }
-    this.dirty = true;
+    this.changed();
     this.attrs.mtimeMs = this.attrs.ctimeMs = Date.now();
     if (this.buffers.size > this.limits.maxDirtyBuffers) await this.sealOldest();
   }
@@ -292,6 +306,7 @@ export class OpenFile implements DirtyHolder {
   }
 
   private async truncateTo(size: number): Promise<void> {
+    if (this.abandoned) throw this.abandoned;
     if (this.failure) throw this.failure;
     this.checkSize(size);
     this.layersAreBase = false;
@@ -308,7 +323,7 @@ export class OpenFile implements DirtyHolder {
       }
     }
     this.size = size;
-    this.dirty = true;
+    this.changed();
     this.attrs.mtimeMs = this.attrs.ctimeMs = Date.now();
   }
 
@@ -319,6 +334,7 @@ export class OpenFile implements DirtyHolder {
    */
   punchHole(offset: number, length: number): Promise<void> {
     return this.exclusive(async () => {
+      if (this.abandoned) throw this.abandoned;
       if (this.failure) throw this.failure;
       const end = Math.min(this.size, offset + length);
       if (offset >= end) return;
@@ -338,20 +354,28 @@ export class OpenFile implements DirtyHolder {
               [Math.max(offset, afterWhole * this.chunkSize), end],
             ];
       for (const [a, b] of edges) if (a < b) await this.writeAt(Buffer.alloc(b - a), a);
-      this.dirty = true;
+      this.changed();
     });
   }
 
   /** Changes attributes only; committed with the next commit (now, if nothing else is pending). */
   setAttrs(attrs: Partial<ObjectAttrs>): void {
+    if (this.abandoned) throw this.abandoned;
     Object.assign(this.attrs, attrs, { ctimeMs: Date.now() });
-    this.dirty = true;
+    this.changed();
   }
 
   setXattrs(xattrs: Record<string, string> | undefined): void {
+    if (this.abandoned) throw this.abandoned;
     this.xattrs = xattrs;
     this.attrs.ctimeMs = Date.now();
+    this.changed();
+  }
+
+  /** Something changed since the last commit (a new file is a change before its first write). */
+  changed(): void {
     this.dirty = true;
+    this.changes++;
   }
 
   /**
@@ -388,19 +412,34 @@ export class OpenFile implements DirtyHolder {
   }
 
   private async commitNow(): Promise<ObjectRecord | undefined> {
+    if (this.abandoned) throw this.abandoned;
     if (!this.dirty || this.unlinked) return this.base;
     let draft: ObjectDraft | undefined;
+    // Attribute changes may land while this commit awaits (they do not queue): whatever arrives
+    // after the draft took its snapshot stays dirty for the next commit.
+    const covered = this.changes;
     try {
       if (this.failure) throw this.failure;
+      const onBase = this.buildsOnBase();
       draft = await this.buildDraft();
       const fresh = chunksNotIn(draft, this.base);
       let record: ObjectRecord;
       try {
         record = await this.lilio.commitRecord(draft, this.base ? { version: this.base.version } : 'absent', fresh);
       } catch (err) {
-        // Another process committed meanwhile: the last close wins, as on NFS. Our reused chunks
-        // are rescued from the garbage queue by the commit itself.
         if (!(err instanceof ConflictError)) throw err;
+        // Another process committed meanwhile. A version written from scratch (cp over the file)
+        // replaces it: the last close wins, as on NFS, and neither is torn. An edit of the version
+        // this file was opened at would silently drop the other process's changes under ours,
+        // a mix nobody wrote: it fails (EIO) and the other version stays.
+        if (onBase) {
+          throw new ErrnoError(
+            Errno.EIO,
+            `${this.bucket}/${this.key}: another process committed a new version while this one edited the old; ` +
+              'these changes were not committed',
+          );
+        }
+        // Our reused chunks (none here but an inline base's copy) are rescued from the garbage queue by the commit.
         record = await this.lilio.commitRecord(draft, 'any', fresh);
       }
       await this.settleLanding();
@@ -419,14 +458,63 @@ export class OpenFile implements DirtyHolder {
       this.holdBase(record);
       this.inlineBytes = undefined;
       this.cachedReader = undefined;
-      this.dirty = false;
-      if (this.buffers.size === 0) this.limits.budget?.forget(this);
+      this.committedChanges = covered;
+      this.lost = undefined;
+      this.dirty = this.changes !== covered;
+      if (!this.dirty && this.buffers.size === 0) this.limits.budget?.forget(this);
       return record;
     } catch (err) {
+      // Every change so far is gone, whichever handle made it: their flushes report this error.
+      this.lost = { upTo: this.changes, error: err };
       // A commit that may have landed: the engine queued (or left) its chunks, which must not be deleted here.
       await this.reset(hasCode(err, 'COMMIT_UNKNOWN') ? draft?.chunks : undefined);
       throw err;
     }
+  }
+
+  /**
+   * After a flush: throws if the changes a handle made (up to change `mine`) were dropped by a
+   * failed commit instead of committed. Reported once per handle, as Linux reports a writeback
+   * error once per descriptor.
+   */
+  checkCommitted(mine: number): void {
+    if (mine <= this.committedChanges) return;
+    if (this.lost && mine <= this.lost.upTo) throw this.lost.error;
+    if (this.abandoned) throw this.abandoned;
+  }
+
+  /**
+   * Shutdown while this file is still being written: its uncommitted changes are dropped, as a
+   * crash would drop them (the committed version stays), and every later write, flush or commit
+   * fails with `reason`. Resolves with whether anything was dropped.
+   */
+  abandon(reason: Error): Promise<boolean> {
+    this.abandoned ??= reason;
+    return this.exclusive(async () => {
+      if (!this.dirty) return false;
+      this.lost = { upTo: this.changes, error: reason };
+      await this.reset();
+      return true;
+    });
+  }
+
+  /**
+   * Unlink while open: nothing of this file is committed any more, and `remove` (deleting the
+   * path) runs only after a commit already in flight has landed, or that commit would bring the
+   * file back. `remove` gets whether a version was ever committed.
+   */
+  unlink<T>(remove: (committed: boolean) => Promise<T>): Promise<T> {
+    this.unlinked = true;
+    return this.exclusive(() => remove(this.base !== undefined));
+  }
+
+  /** The content about to be committed still shows part of the base version (an edit, not a rewrite). */
+  private buildsOnBase(): boolean {
+    const base = this.base;
+    if (!base) return false;
+    if (this.inlineLimit > 0) return true;
+    if (!this.layers) return base.chunks.length > 0 && this.size > 0;
+    return this.layers.pieces().some((p) => !p.own);
   }
 
   /** Drops every uncommitted change (the handle was unlinked, or the mount is giving up). */

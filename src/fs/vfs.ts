@@ -83,6 +83,18 @@ interface Handle {
   file: OpenFile | undefined;
   writable: boolean;
   append: boolean;
+  /** The file's change count after this handle's last change: its flush checks they were committed. */
+  changes: number;
+}
+
+/** What a shutdown did with the files open on the mount. */
+export interface ShutdownReport {
+  /** Files committed (their writers had closed or flushed them, or only attributes were pending). */
+  committed: number;
+  /** Files whose commit failed: their previous version is intact. */
+  failed: string[];
+  /** Files still open for writing whose uncommitted changes were dropped, as a crash would drop them. */
+  left: string[];
 }
 
 /** What a name inside a bucket is right now. */
@@ -124,6 +136,8 @@ export class Vfs {
   private readonly files = new Map<string, OpenFile>();
   private readonly handles = new Map<number, Handle>();
   private nextFd = 1;
+  /** Set by shutdown(): no new file is opened for writing. */
+  private closing = false;
   private readonly started = Date.now();
   private readonly uid = process.getuid?.() ?? 0;
   private readonly gid = process.getgid?.() ?? 0;
@@ -138,6 +152,21 @@ export class Vfs {
 
   get openFiles(): number {
     return this.files.size;
+  }
+
+  /** Descriptors open on the mount, files and directories. */
+  get openHandles(): number {
+    return this.handles.size;
+  }
+
+  /** Paths (bucket/key) of the files some process holds open for writing. */
+  openForWriting(): string[] {
+    const paths = new Set<string>();
+    for (const handle of this.handles.values()) {
+      if (handle.writable && handle.file && !handle.file.unlinked)
+        paths.add(`${handle.file.bucket}/${handle.file.key}`);
+    }
+    return [...paths];
   }
 
   // ---- attributes ----
@@ -269,6 +298,7 @@ export class Vfs {
 
   async create(path: string, mode: number, caller: Caller = this.self()): Promise<number> {
     this.writable();
+    this.openingForWrite();
     const where = this.keyPath(path, Errno.EPERM);
     const parent = await this.requireParentDir(where.bucket, where.key);
     const existing = await this.entry(where.bucket, where.key);
@@ -277,9 +307,10 @@ export class Vfs {
     const ctx = await this.lilio.bucket(where.bucket);
     const attrs = { ...defaultAttrs(), ...newOwner(caller, parent, mode, false) };
     const file = new OpenFile(this.lilio, ctx, where.bucket, where.key, undefined, attrs, this.options);
-    file.dirty = true;
+    file.changed();
     this.files.set(fileKey(where.bucket, where.key), file);
     const fd = this.addHandle(file, true, false);
+    this.handle(fd).changes = file.changes;
     await this.entryChanged(where.bucket, where.key);
     return fd;
   }
@@ -311,7 +342,10 @@ export class Vfs {
     if (where.kind === 'key') this.listedAttrs.delete(fileKey(where.bucket, where.key));
     const access = flags & O_ACCMODE;
     const writable = access !== O_RDONLY;
-    if (writable) this.writable();
+    if (writable) {
+      this.writable();
+      this.openingForWrite();
+    }
     if (where.kind !== 'key') {
       if (writable) throw new IsDirError(`${path} is a directory`);
       return this.addHandle(undefined, false, false);
@@ -333,7 +367,10 @@ export class Vfs {
       this.files.set(fileKey(where.bucket, where.key), file);
     }
     const fd = this.addHandle(file, writable, (flags & O_APPEND) !== 0);
-    if (writable && flags & O_TRUNC && file.size > 0) await file.truncate(0);
+    if (writable && flags & O_TRUNC && file.size > 0) {
+      await file.truncate(0);
+      this.handle(fd).changes = file.changes;
+    }
     return fd;
   }
 
@@ -350,14 +387,28 @@ export class Vfs {
       length === data.byteLength ? data : data.subarray(0, length),
       handle.append ? 'end' : position,
     );
+    handle.changes = handle.file.changes;
     return length;
   }
 
-  /** close(2) of one descriptor: commit what the file holds, so close reports a failed write. */
+  /**
+   * close(2) of one descriptor: commit what the file holds, so close reports a failed write. A
+   * descriptor open only for reading commits nothing: the file may be half-written by another
+   * process. Changes of this descriptor that a failed commit dropped (another handle's flush)
+   * are reported here, once.
+   */
   async flush(fd: number): Promise<void> {
     this.listedAttrs.clear();
     const handle = this.handles.get(fd);
-    if (handle?.file?.dirty) await handle.file.commit();
+    const file = handle?.file;
+    if (!file || !handle.writable) return;
+    try {
+      if (file.dirty) await file.commit();
+      file.checkCommitted(handle.changes);
+    } catch (err) {
+      handle.changes = 0;
+      throw err;
+    }
   }
 
   async fsync(fd: number): Promise<void> {
@@ -379,9 +430,10 @@ export class Vfs {
       return;
     }
     // Until its last commit lands the path is this file: an open meanwhile must join it, not
-    // load the version being replaced and commit over this one.
+    // load the version being replaced and commit over this one. A change that arrives during the
+    // commit (chmod, truncate by path) leaves it dirty: committed too, not dropped with the file.
     try {
-      if (file.dirty) await file.commit();
+      while (file.dirty && !file.unlinked && file.handles === 0) await file.commit();
       // Slices left by small writes are merged now that nobody writes; a failure only leaves them.
       if (file.handles === 0 && !file.unlinked) await file.compact().catch(() => undefined);
     } finally {
@@ -403,8 +455,10 @@ export class Vfs {
     if (entry.kind === 'node') throw new ErrnoError(Errno.EINVAL, `${path} is a ${entry.record.kind}`);
     if (entry.kind === 'open') {
       await entry.file.truncate(size);
-      // truncate(2) by path takes effect at once, like a local filesystem.
-      if (!entry.file.base || entry.file.handles === 0) return;
+      // truncate(2) by path takes effect at once, like a local filesystem; a new file being
+      // written is committed by its writer. (A file whose last handle is closing: here, or the
+      // cut could land after its last commit and be dropped with it.)
+      if (!entry.file.base && entry.file.handles > 0) return;
       await entry.file.commit();
       return;
     }
@@ -422,6 +476,7 @@ export class Vfs {
     const handle = this.handle(fd);
     if (!handle.file || !handle.writable) throw new ErrnoError(Errno.EBADF, 'not open for writing');
     await handle.file.truncate(size);
+    handle.changes = handle.file.changes;
   }
 
   /**
@@ -437,10 +492,14 @@ export class Vfs {
     if (mode & FALLOC_FL_PUNCH_HOLE) {
       if (!(mode & FALLOC_FL_KEEP_SIZE)) throw new ErrnoError(Errno.EINVAL, 'PUNCH_HOLE needs KEEP_SIZE');
       await file.punchHole(offset, length);
+      handle.changes = file.changes;
       return;
     }
     if (mode & ~FALLOC_FL_KEEP_SIZE) throw new ErrnoError(Errno.ENOTSUP, `fallocate mode ${mode} is not supported`);
-    if (!(mode & FALLOC_FL_KEEP_SIZE) && offset + length > file.size) await file.truncate(offset + length);
+    if (!(mode & FALLOC_FL_KEEP_SIZE) && offset + length > file.size) {
+      await file.truncate(offset + length);
+      handle.changes = file.changes;
+    }
   }
 
   /** lseek(2) with SEEK_DATA (3) or SEEK_HOLE (4), answered from the chunk list; ENXIO past the data. */
@@ -463,16 +522,17 @@ export class Vfs {
     await this.keepParent(where.bucket, where.key);
     const open = this.files.get(fileKey(where.bucket, where.key));
     if (open) {
-      // Handles already open keep reading the version they have; nothing of theirs is committed any more.
-      open.unlinked = true;
+      // Handles already open keep reading the version they have; nothing of theirs is committed
+      // any more. The delete waits for a commit in flight, which would otherwise bring it back.
       this.files.delete(fileKey(where.bucket, where.key));
-      if (!open.base) {
-        await this.entryChanged(where.bucket, where.key);
-        return;
-      }
+      await open.unlink(async (committed) => {
+        if (committed) await this.lilio.deleteObject(where.bucket, where.key);
+      });
+      await this.entryChanged(where.bucket, where.key);
+      return;
     }
     const removed = await this.lilio.deleteObject(where.bucket, where.key);
-    if (!removed && !open) throw new NotFoundError(`${path} does not exist`);
+    if (!removed) throw new NotFoundError(`${path} does not exist`);
     await this.entryChanged(where.bucket, where.key);
   }
 
@@ -689,18 +749,39 @@ export class Vfs {
     });
   }
 
-  /** Commits every dirty open file (unmount, SIGTERM). Returns the number of failures. */
-  async flushAll(): Promise<number> {
-    let failures = 0;
-    for (const file of this.files.values()) {
+  /**
+   * Unmount, SIGTERM: what a crash would leave for the files still open for writing (their last
+   * committed version; their uncommitted changes dropped, their writers' next call fails with
+   * EIO), and everything else committed: files whose writers closed or flushed them (a commit in
+   * flight is waited for) and pending attribute changes. No file is opened for writing afterwards.
+   */
+  async shutdown(): Promise<ShutdownReport> {
+    this.closing = true;
+    this.listedAttrs.clear();
+    const report: ShutdownReport = { committed: 0, failed: [], left: [] };
+    const writing = new Set<OpenFile>();
+    for (const handle of this.handles.values()) if (handle.writable && handle.file) writing.add(handle.file);
+    const reason = new ErrnoError(
+      Errno.EIO,
+      'the mount shut down while this file was open for writing: its uncommitted changes were dropped',
+    );
+    for (const file of new Set([...this.files.values(), ...writing])) {
+      const path = `${file.bucket}/${file.key}`;
+      if (file.unlinked) continue;
+      if (writing.has(file)) {
+        if (this.files.get(fileKey(file.bucket, file.key)) === file) this.files.delete(fileKey(file.bucket, file.key));
+        if (await file.abandon(reason)) report.left.push(path);
+        continue;
+      }
       if (!file.dirty) continue;
       try {
-        await file.commit();
+        while (file.dirty && !file.unlinked) await file.commit();
+        report.committed++;
       } catch {
-        failures++;
+        report.failed.push(path);
       }
     }
-    return failures;
+    return report;
   }
 
   // ---- internals ----
@@ -708,6 +789,11 @@ export class Vfs {
   private writable(): void {
     if (this.options.readOnly) throw new ReadOnlyError('the mount is read-only');
     this.listedAttrs.clear();
+  }
+
+  /** A new descriptor that may write: refused once shutdown began. */
+  private openingForWrite(): void {
+    if (this.closing) throw new ErrnoError(Errno.EIO, 'the mount is shutting down');
   }
 
   private keyPath(path: string, errnoAtTop: number): { bucket: string; key: string } {
@@ -725,7 +811,7 @@ export class Vfs {
   private addHandle(file: OpenFile | undefined, writable: boolean, append: boolean): number {
     const fd = this.nextFd++;
     if (file) file.handles++;
-    this.handles.set(fd, { file, writable, append });
+    this.handles.set(fd, { file, writable, append, changes: 0 });
     return fd;
   }
 

@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync, readdirSync, statSync } from 'node:fs';
 import { fdPassing } from './fd-passing.js';
 import type { FuseFilesystem } from './filesystem.js';
+import { abortConnection, mountedDevice } from './mount-identity.js';
 import { Session, type SessionOptions } from './session.js';
 
 export interface MountOptions extends SessionOptions {
@@ -125,6 +126,9 @@ async function mountWithFusermount(mountpoint: string, o: MountOptions): Promise
 
 /** A mounted filesystem: its session, and the way to take it down. */
 export class FuseMount {
+  /** The mount's device ("0:N"), read once mounted: the path may later show another mount. */
+  device: string | undefined;
+
   constructor(
     readonly mountpoint: string,
     readonly session: Session,
@@ -137,20 +141,53 @@ export class FuseMount {
     return this.session.closed;
   }
 
+  /** Whether the mountpoint still shows this mount (not detached, not covered by a newer one). */
+  get attached(): boolean {
+    // Unknown (no /proc/self/mountinfo): the path is all there is to go by.
+    return this.device === undefined || mountedDevice(this.mountpoint) === this.device;
+  }
+
   /**
    * Unmounts and waits for the session to end. lazy detaches a busy mount
    * (umount -l); without it a busy mount refuses with the tool's message.
+   * A mount no longer at its path (detached from outside, perhaps a newer
+   * one mounted there since) is never unmounted by path: that would take the
+   * newer one down. Its session ends when its last user closes, or on abort().
    */
   async unmount(opts: { lazy?: boolean } = {}): Promise<void> {
     if (this.session.isClosed) return;
+    await this.detach(opts.lazy ?? false);
+    await this.session.closed;
+  }
+
+  /** Runs umount / fusermount3 -u on our mount (never on a mount that is not ours); does not wait for the session. */
+  private async detach(lazy: boolean): Promise<void> {
+    if (!this.attached) throw new MountError(`${this.mountpoint} no longer shows this mount: not unmounted by path`);
     const [cmd, args] =
       this.how === 'mount'
-        ? [this.options.umountProgram ?? 'umount', [...(opts.lazy ? ['-l'] : []), this.mountpoint]]
-        : [this.options.fusermountProgram ?? 'fusermount3', ['-u', ...(opts.lazy ? ['-z'] : []), this.mountpoint]];
+        ? [this.options.umountProgram ?? 'umount', [...(lazy ? ['-l'] : []), this.mountpoint]]
+        : [this.options.fusermountProgram ?? 'fusermount3', ['-u', ...(lazy ? ['-z'] : []), this.mountpoint]];
     const { code, stderr } = await run(cmd, args, ['ignore', 'ignore', 'pipe']);
     if (code !== 0 && !this.session.isClosed) {
       throw new MountError(`unmounting ${this.mountpoint} failed: ${stderr || `exit code ${code}`}`);
     }
+  }
+
+  /**
+   * Ends the session at once, whoever still uses the mount (fusectl abort):
+   * processes still holding files get ENOTCONN, as after a crash, and the
+   * session's reads of /dev/fuse return, so the process can exit (Node joins
+   * its thread pool at exit, and a read blocked on a live connection never
+   * returns). Detaches the mount first if it is still ours. Resolves when the
+   * session closed; rejects when the connection could not be aborted.
+   */
+  async abort(): Promise<void> {
+    if (this.session.isClosed) return;
+    if (this.attached) await this.detach(true).catch(() => undefined);
+    if (this.session.isClosed) return;
+    if (!this.device) throw new MountError(`the device of ${this.mountpoint} is unknown: cannot abort its connection`);
+    const failure = abortConnection(this.device);
+    if (failure) throw new MountError(failure);
     await this.session.closed;
   }
 }
@@ -170,6 +207,7 @@ export async function mount(fs: FuseFilesystem, mountpoint: string, options: Mou
     session.once('initFailed', (err: Error) => resolve(err));
     session.once('close', () => resolve(new Error('the kernel closed the session')));
   });
+  mounted.device = mountedDevice(mountpoint);
   if (failure) {
     // The kernel answers every access with an error now: take the dead mount down.
     await mounted.unmount({ lazy: true }).catch(() => {});

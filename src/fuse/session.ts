@@ -191,7 +191,10 @@ export class Session extends EventEmitter {
       // ENOENT: a request was interrupted before we read it; EINTR/EAGAIN: try again.
       if (errno === Errno.ENOENT || errno === Errno.EINTR || errno === Errno.EAGAIN) this.readInto(buf);
       else {
-        if (errno !== Errno.ENODEV) this.opts.log(`fuse: reading /dev/fuse failed: ${err.message}`);
+        // ENODEV: unmounted; ECONNABORTED: the connection was aborted (fusectl). Both end it cleanly.
+        if (errno !== Errno.ENODEV && errno !== Errno.ECONNABORTED) {
+          this.opts.log(`fuse: reading /dev/fuse failed: ${err.message}`);
+        }
         this.end();
       }
       return;

@@ -1,11 +1,13 @@
 import t, { type Test } from 'tap';
 import { Lilio } from '../../src/engine/lilio.js';
+import { Errno, toErrno } from '../../src/fs/errno.js';
 import { Vfs } from '../../src/fs/vfs.js';
 import { collect, pattern, pieces, testEngine } from '../fixtures/engine.js';
 
 // A file kept open in one process while another overwrites it and garbage collection runs with no
-// grace at all: the open file's version stays readable, and its close (last writer wins) commits a
-// version whose every chunk is still on the backends. Two engines share one store and one set of
+// grace at all: the open file's version stays readable, and its close (an edit of a version that
+// was replaced meanwhile: EIO) leaves the other version whole, every chunk of it still on the
+// backends. Two engines share one store and one set of
 // backends, as two processes on one machine do; every step is driven in order.
 
 const CHUNK = 64 * 1024;
@@ -54,14 +56,20 @@ t.test('open past the grace period while another process overwrites, then closed
   t.equal(await vfs.read(fd, seen, seen.length, 0), seen.length);
   t.ok(seen.equals(expected), "A reads v1 and its own change, though B's version replaced it");
 
-  // A closes: its commit conflicts with B's and wins (last close wins), reusing v1's chunks.
+  // A closes: its commit conflicts with B's. A's edit of v1 would drop B's version under v1's other
+  // bytes: it fails, and B's version stays.
+  const closed = await vfs.flush(fd).then(
+    () => undefined,
+    (err: unknown) => toErrno(err),
+  );
+  t.equal(closed, Errno.EIO, "A's close reports that its edit was not committed");
   await vfs.release(fd);
   const after = await collect(await a.lilio.getObject('shared', 'f'));
-  t.ok(after.equals(expected), 'the last close won, byte for byte');
+  t.ok(after.equals(v2), "B's version stays, byte for byte");
   await b.collectGarbage({ graceMs: 0 });
   await everyChunkStored(t, a.lilio, 'shared', 'f');
   const again = await collect(b.getObject('shared', 'f'));
-  t.ok(again.equals(expected), 'another process reads it after gc');
+  t.ok(again.equals(v2), 'another process reads it after gc');
 });
 
 t.test('an unlinked file stays readable through its descriptor past gc with no grace', async (t) => {
