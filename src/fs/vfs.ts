@@ -611,8 +611,10 @@ export class Vfs {
       replaced.unlinked = true;
       this.files.delete(fileKey(dest.bucket, dest.key));
     }
-    if (open && dest.bucket === src.bucket) this.rekey(open, dest.bucket, dest.key);
-    else if (open) {
+    if (open && dest.bucket === src.bucket) {
+      this.rekey(open, dest.bucket, dest.key);
+      this.follow(moved);
+    } else if (open) {
       open.unlinked = true;
       this.files.delete(fileKey(src.bucket, src.key));
     }
@@ -658,6 +660,8 @@ export class Vfs {
       if (file.base) file.base = { ...file.base, key };
       this.files.set(fileKey(bucket, key), file);
     }
+    this.follow(atA);
+    this.follow(atB);
     await this.changeCtime(atA);
     await this.changeCtime(atB);
     await this.renamed(src, dest);
@@ -681,7 +685,9 @@ export class Vfs {
       const current = typeof record === 'function' ? await record() : record;
       if (!current) return;
       const { version, ...draft } = current;
-      await this.lilio.commitRecord({ ...draft, attrs: { ...current.attrs, ctimeMs: Date.now() } }, { version });
+      this.follow(
+        await this.lilio.commitRecord({ ...draft, attrs: { ...current.attrs, ctimeMs: Date.now() } }, { version }),
+      );
     } catch {
       // See above: the old ctime stays.
     }
@@ -1053,8 +1059,21 @@ export class Vfs {
     for (const file of [...this.files.values()]) {
       if (file.bucket === bucket && file.key.startsWith(fromPrefix)) {
         this.rekey(file, bucket, toPrefix + file.key.slice(fromPrefix.length));
+        if (file.base) this.follow(await this.lilio.meta.getObject(bucket, file.key));
       }
     }
+  }
+
+  /**
+   * A version this mount moved or re-stamped (rename, exchange, a rename's
+   * ctime) is still the content an open file there builds on: the file
+   * commits over the new version number, not into a conflict with itself.
+   */
+  private follow(record: ObjectRecord | undefined): void {
+    if (!record) return;
+    const file = this.files.get(fileKey(record.bucket, record.key));
+    if (file?.base?.versionId !== record.versionId) return;
+    file.base = { ...file.base, bucket: record.bucket, key: record.key, version: record.version };
   }
 
   private rekey(file: OpenFile, bucket: string, key: string): void {

@@ -266,3 +266,24 @@ t.test('RENAME_EXCHANGE swaps two files in one commit, open handles follow their
   t.equal(await errnoOf(vfs.exchange('/bkt/a', '/other/x')), -osConstants.errno.EINVAL, 'across buckets: EINVAL');
   t.equal((await vfs.getattr('/bkt/a')).mode & S_IFMT, S_IFIFO, 'a refused exchange changes nothing');
 });
+
+t.test('a file renamed while open keeps being edited there: its close commits, no conflict with itself', async (t) => {
+  const { vfs, lilio } = await setup(t);
+  await vfs.mkdir('/bkt/dir', 0o755, alice);
+  const fd = await vfs.create('/bkt/dir/log', 0o644, alice);
+  await vfs.write(fd, Buffer.from('one;'), 4, 0);
+  await vfs.fsync(fd);
+  await vfs.rename('/bkt/dir/log', '/bkt/dir/log.1');
+  await vfs.write(fd, Buffer.from('two;'), 4, 4);
+  await vfs.fsync(fd);
+  await vfs.rename('/bkt/dir', '/bkt/moved');
+  await vfs.write(fd, Buffer.from('three'), 5, 8);
+  await vfs.release(fd);
+  const record = await lilio.meta.getObject('bkt', 'moved/log.1');
+  t.equal(record?.size, 13, "every edit landed at the file's latest name");
+  const rd = await vfs.open('/bkt/moved/log.1', O_RDONLY);
+  const out = Buffer.alloc(13);
+  await vfs.read(rd, out, 13, 0);
+  await vfs.release(rd);
+  t.equal(out.toString(), 'one;two;three');
+});
