@@ -278,7 +278,8 @@ export function registerMountCommands(program: Command): void {
       await clearStaleMount(mountpoint);
       prepareMountpoint(mountpoint);
       if (flags.foreground) await runForeground(mountpoint, flags, command);
-      else await runDetached(mountpoint, process.argv);
+      // The arguments this program was given (mount.lilio gives its own, not process.argv).
+      else await runDetached(mountpoint, (command.parent ?? command).rawArgs);
     });
 
   program
