@@ -4,6 +4,7 @@ import { registerBucketCommands } from './bucket.js';
 import { registerCompletionCommand } from './completion.js';
 import { installProcessHandlers, reportFailure } from './failure.js';
 import { registerGcCommand } from './gc.js';
+import { invocation } from './invocation.js';
 import { registerListingCommands } from './listing.js';
 import { registerMetaCommands } from './meta.js';
 import { registerMountCommands } from './mount.js';
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
 /** Runs one command; the exit status and the one-line error are src/cli/failure.ts's. */
 export async function main(argv: string[]): Promise<number> {
   installProcessHandlers();
+  invocation.argv = argv;
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -33,6 +33,7 @@ import { PrometheusFuseMetrics } from '../metrics/fuse.js';
 import { PrometheusCollector } from '../metrics/prometheus.js';
 import { serveMetrics } from '../server/metrics-http.js';
 import { configFrom, refuseEndpoint } from './context.js';
+import { invocation } from './invocation.js';
 import { localFileError } from './local-errors.js';
 import { parsePort } from './options.js';
 
@@ -278,8 +279,7 @@ export function registerMountCommands(program: Command): void {
       await clearStaleMount(mountpoint);
       prepareMountpoint(mountpoint);
       if (flags.foreground) await runForeground(mountpoint, flags, command);
-      // The arguments this program was given (mount.lilio gives its own, not process.argv).
-      else await runDetached(mountpoint, (command.parent ?? command).rawArgs);
+      else await runDetached(mountpoint, invocation.argv);
     });
 
   program
