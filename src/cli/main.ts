@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerAdminCommands } from './admin.js';
+import { registerBenchCommand } from './bench.js';
 import { registerBucketCommands } from './bucket.js';
 import { registerCompletionCommand } from './completion.js';
 import { installProcessHandlers, reportFailure } from './failure.js';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerMountCommands(program);
   registerServerCommand(program);
   registerNodeCommand(program);
+  registerBenchCommand(program);
   registerCompletionCommand(program);
   for (const command of program.commands) {
     command.exitOverride();
