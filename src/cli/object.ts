@@ -74,7 +74,9 @@ export function registerObjectCommands(program: Command): void {
       try {
         await withTarget(command, async (target) => {
           const object = await target.getObject(bucket, key);
-          const progress = new Progress(`get ${escapeName(key)}`, object.size, { enabled: options.progress });
+          // To a terminal's stdout the bar would be drawn into the object itself, as curl knows.
+          const enabled = options.progress && !(sink === undefined && process.stdout.isTTY);
+          const progress = new Progress(`get ${escapeName(key)}`, object.size, { enabled });
           const body = counted(object.body, progress);
           try {
             if (sink) {

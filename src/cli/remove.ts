@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { NotFoundError, UsageError } from '../core/errors.js';
+import { hasCode, NotFoundError, UsageError } from '../core/errors.js';
 import { splitObjectPath, validateBucketName } from '../core/names.js';
 import { parseObjectPath } from './object.js';
 import { escapeName, printJson } from './output.js';
@@ -21,7 +21,7 @@ async function keysUnder(target: Target, bucket: string, name: string): Promise<
   if (name !== '') {
     // NAME itself, when it is an object (a file, or a symlink): rm -r photos removes the file "photos" too.
     const exact = await target.statObject(bucket, name).catch((err: unknown) => {
-      if (err instanceof NotFoundError) return undefined;
+      if (hasCode(err, 'NOT_FOUND')) return undefined;
       throw err;
     });
     if (exact) keys.push(name);
@@ -41,7 +41,7 @@ async function removeAll(target: Target, bucket: string, keys: string[]): Promis
         removed++;
       } catch (err) {
         // Removed by someone else meanwhile: what was asked is done.
-        if (!(err instanceof NotFoundError)) throw err;
+        if (!hasCode(err, 'NOT_FOUND')) throw err;
       }
     }
   };

@@ -7,6 +7,7 @@ import t, { type Test } from 'tap';
 import { versionString } from '../../src/cli/version.js';
 import { builtChildEnv } from '../fixtures/child-env.js';
 import { LILIO_BIN, runCli } from '../fixtures/cli.js';
+import { startServer } from '../fixtures/server.js';
 
 // The habits of a Unix CLI, through the real binary: ls -l -H, --json shapes, keys with control
 // characters escaped, cat, cp, rm -r, completion and --version. Failures are one line, no stack.
@@ -67,6 +68,10 @@ t.test('keys with control characters are escaped in human output, exact in --jso
   t.same(listing.prefixes, ['dir/']);
   t.equal(listing.objects[0].key, weird, 'the key as it is');
   t.equal(listing.objects[0].size, data.length);
+  const missing = await runCli(['cat', `habits/${weird}.gone`], env);
+  t.equal(missing.code, 1);
+  t.notOk(missing.stderr.includes('\u001b'), 'an error naming the key sends no raw escape either');
+  t.match(missing.stderr, /^lilio: .*odd\\x1b\[31mred.*does not exist\n$/);
 });
 
 t.test('--json shapes of bucket ls, put, get, cp, rm', async (t) => {
@@ -222,4 +227,27 @@ t.test('the progress bar stays off the stderr of a pipe', async (t) => {
   const code = await new Promise((r) => child.on('close', r));
   t.equal(code, 0);
   t.equal(stderr, '', 'no bar, no escape codes');
+});
+
+t.test('cat, cp and rm -r through a server (--endpoint)', async (t) => {
+  const server = await startServer(t);
+  const make = await server.cli(['bucket', 'create', 'remote']);
+  t.equal(make.code, 0, make.stderr);
+  t.equal((await server.cli(['put', file, 'remote/a/one.bin'])).code, 0);
+  const cp = await server.cli(['cp', 'remote/a/one.bin', 'remote/a/two.bin', '--json']);
+  t.equal(cp.code, 0, cp.stderr);
+  t.equal(JSON.parse(cp.stdout.toString()).chunks, 3);
+  const cat = await server.cli(['cat', 'remote/a/two.bin']);
+  t.ok(cat.stdout.equals(data), 'the copy reads back through the server');
+  const stat = (key: string) =>
+    server.localCli(['stat', `remote/${key}`, '--json']).then((r) => JSON.parse(r.stdout.toString()));
+  const [one, two] = [await stat('a/one.bin'), await stat('a/two.bin')];
+  t.notOk(
+    two.chunks.some((c: { id: string }) => one.chunks.some((d: { id: string }) => d.id === c.id)),
+    'no chunk shared',
+  );
+  const rm = await server.cli(['rm', '-r', 'remote/a']);
+  t.equal(rm.code, 0, rm.stderr);
+  t.equal(rm.stderr, 'removed 2 object(s) from remote/a\n');
+  failsInOneLine(t, await server.cli(['bench', 'remote']), 2, /cannot use --endpoint/);
 });
