@@ -30,6 +30,12 @@ export interface BenchDriver {
   read(name: string, blockSize: number): Promise<number>;
   stat(name: string): Promise<void>;
   remove(name: string): Promise<void>;
+  /**
+   * Waits for work a phase left running after its calls returned (replicas
+   * written after the quorum answered), so the phase's engine view counts them
+   * and the next phase does not pay for them. Not timed.
+   */
+  settle?(): Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -73,6 +79,7 @@ export async function runBench(
     const started = performance.now();
     await inParallel(threads, count, job);
     const seconds = (performance.now() - started) / 1000;
+    await driver.settle?.();
     const after = await counters?.();
     const perFile = (seconds * threads) / count;
     const result: PhaseResult =
@@ -178,6 +185,7 @@ export function bucketDriver(lilio: Lilio, bucket: string): BenchDriver {
       await lilio.deleteObject(bucket, prefix + name);
       written.delete(name);
     },
+    settle: () => lilio.chunks.drain(),
     cleanup: async () => {
       // After a failure: what this run wrote and did not delete.
       for (const name of written) await lilio.deleteObject(bucket, prefix + name).catch(() => undefined);
