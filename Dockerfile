@@ -13,7 +13,10 @@ COPY native native
 RUN npm ci --no-audit --no-fund && scripts/patch-fuse-native
 COPY tsconfig.json tsconfig.build.json ./
 COPY src src
-RUN npm run build && npm prune --omit=dev
+COPY scripts/build-info.mjs scripts/
+# No .git in the image: `lilio --version` shows the commit given here (docker build --build-arg LILIO_COMMIT=$(git rev-parse HEAD)).
+ARG LILIO_COMMIT=
+RUN LILIO_COMMIT="$LILIO_COMMIT" npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 # libfuse2 + fuse: the mount container loads libfuse.so.2 and mounts through fusermount.

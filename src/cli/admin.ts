@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { type RebalanceReport, rebalance } from '../admin/rebalance.js';
 import { type ScrubReport, scrub } from '../admin/scrub.js';
 import { LilioError } from '../core/errors.js';
+import { type LastScrub, MAX_LISTED, saveLastScrub } from '../engine/last-scrub.js';
 import { type AdminMetrics, NoopAdminMetrics, PrometheusAdminMetrics } from '../metrics/admin.js';
 import type { Collector } from '../metrics/collector.js';
 import { PrometheusCollector } from '../metrics/prometheus.js';
@@ -18,6 +19,32 @@ export async function adminMetrics(
   const collector = new PrometheusCollector();
   const server = await serveMetrics(collector.registry, parsePort(port, '--metrics-port'));
   return { collector, metrics: new PrometheusAdminMetrics(collector.registry), server };
+}
+
+/** The part of a scrub report that `lilio status` shows until the next scrub. */
+export function lastScrubOf(report: ScrubReport, bucket: string | undefined, repair: boolean): LastScrub {
+  const corrupt = report.findings.flatMap((f) =>
+    f.problems
+      .filter((q) => q.kind === 'corrupt')
+      .map((q) => ({
+        bucket: f.bucket,
+        key: f.key,
+        chunk: f.chunk,
+        backend: q.backend,
+        repaired: q.repaired ?? false,
+      })),
+  );
+  return {
+    finishedAt: new Date().toISOString(),
+    bucket,
+    repair,
+    chunks: report.chunks,
+    replicasChecked: report.replicasChecked,
+    problems: { ...report.problems },
+    underReplicated: report.underReplicated,
+    lost: report.lost,
+    corrupt: corrupt.slice(0, MAX_LISTED),
+  };
 }
 
 export function renderScrub(report: ScrubReport, repair: boolean): string {
@@ -81,7 +108,16 @@ export function registerAdminCommands(program: Command): void {
         try {
           const report = await withEngine(
             command,
-            (lilio) => scrub(lilio, { bucket, repair: options.repair ?? false, metrics }),
+            async (lilio) => {
+              const report = await scrub(lilio, { bucket, repair: options.repair ?? false, metrics });
+              // For `lilio status`: it lists backends but reads no replica, so corrupt ones are only known here.
+              saveLastScrub(
+                lilio.config.home,
+                lilio.config.source,
+                lastScrubOf(report, bucket, options.repair ?? false),
+              );
+              return report;
+            },
             collector,
           );
           console.log(options.json ? JSON.stringify(report, null, 2) : renderScrub(report, options.repair ?? false));

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { formatSize, parseSize } from '../config/size.js';
 import { InvalidError } from '../core/errors.js';
-import { formatTime, table } from './output.js';
+import { formatTime, printJson, table } from './output.js';
 import { withTarget } from './target.js';
 
 export function registerBucketCommands(program: Command): void {
@@ -12,26 +12,38 @@ export function registerBucketCommands(program: Command): void {
     .description('create a bucket')
     .option('--encrypt', 'encrypt every chunk with AES-256-GCM under a per-bucket key')
     .option('--chunk-size <size>', 'chunk size for new objects, 64KiB to 64MiB (default from config, 1MiB)')
-    .action(async (name: string, options: { encrypt?: boolean; chunkSize?: string }, command: Command) => {
-      let chunkSize: number | undefined;
-      if (options.chunkSize !== undefined) {
-        chunkSize = parseSize(options.chunkSize);
-        if (chunkSize === undefined) throw new InvalidError(`--chunk-size: "${options.chunkSize}" is not a size`);
-      }
-      await withTarget(command, async (target) => {
-        const record = await target.createBucket(name, { encrypt: options.encrypt ?? false, chunkSize });
-        console.log(
-          `created bucket ${record.name}${record.encrypted ? ' (encrypted)' : ''}, chunk size ${formatSize(record.chunkSize)}`,
-        );
-      });
-    });
+    .option('--json', 'print {name, encrypted, chunkSize, created} as JSON')
+    .action(
+      async (name: string, options: { encrypt?: boolean; chunkSize?: string; json?: boolean }, command: Command) => {
+        let chunkSize: number | undefined;
+        if (options.chunkSize !== undefined) {
+          chunkSize = parseSize(options.chunkSize);
+          if (chunkSize === undefined) throw new InvalidError(`--chunk-size: "${options.chunkSize}" is not a size`);
+        }
+        await withTarget(command, async (target) => {
+          const record = await target.createBucket(name, { encrypt: options.encrypt ?? false, chunkSize });
+          if (options.json) {
+            printJson(record);
+            return;
+          }
+          console.log(
+            `created bucket ${record.name}${record.encrypted ? ' (encrypted)' : ''}, chunk size ${formatSize(record.chunkSize)}`,
+          );
+        });
+      },
+    );
 
   bucket
     .command('ls')
     .description('list buckets')
-    .action(async (_options: unknown, command: Command) => {
+    .option('--json', 'print [{name, encrypted, chunkSize, created}] as JSON')
+    .action(async (options: { json?: boolean }, command: Command) => {
       await withTarget(command, async (target) => {
         const buckets = await target.listBuckets();
+        if (options.json) {
+          printJson(buckets);
+          return;
+        }
         const rows = [['NAME', 'ENCRYPTED', 'CHUNK SIZE', 'CREATED']];
         for (const b of buckets) {
           rows.push([b.name, b.encrypted ? 'yes' : 'no', formatSize(b.chunkSize), formatTime(Date.parse(b.created))]);
@@ -58,7 +70,7 @@ export function registerBucketCommands(program: Command): void {
       await withTarget(command, async (target) => {
         const info = await target.bucketInfo(name);
         if (options.json) {
-          console.log(JSON.stringify(info, null, 2));
+          printJson(info);
           return;
         }
         console.log(

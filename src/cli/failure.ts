@@ -24,8 +24,20 @@ function oneLine(text: string): string {
   return lines.reduce((out, line) => (out === '' ? line : `${out}${out.endsWith(':') ? ' ' : '; '}${line}`), '');
 }
 
+/**
+ * Control characters other than the line breaks oneLine joins (a key holding
+ * ESC in a "does not exist" message) are shown escaped, never sent raw to a terminal.
+ */
+function printable(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this escapes
+  return text.replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, (c) => {
+    const code = c.charCodeAt(0);
+    return c === '\t' ? '\\t' : c === '\r' ? '\\r' : `\\x${code.toString(16).padStart(2, '0')}`;
+  });
+}
+
 function say(message: string): void {
-  process.stderr.write(`lilio: ${oneLine(message)}\n`);
+  process.stderr.write(`lilio: ${printable(oneLine(message))}\n`);
 }
 
 /** Whether a write failed because the reader of stdout went away. */

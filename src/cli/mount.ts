@@ -34,6 +34,7 @@ import { PrometheusFuseMetrics } from '../metrics/fuse.js';
 import { PrometheusCollector } from '../metrics/prometheus.js';
 import { serveMetrics } from '../server/metrics-http.js';
 import { configFrom, refuseEndpoint } from './context.js';
+import { invocation } from './invocation.js';
 import { localFileError } from './local-errors.js';
 import { parsePort } from './options.js';
 import { askControl, serveControl } from './umount-control.js';
@@ -328,7 +329,7 @@ export function registerMountCommands(program: Command): void {
       await clearStaleMount(mountpoint);
       prepareMountpoint(mountpoint);
       if (flags.foreground) await runForeground(mountpoint, flags, command);
-      else await runDetached(mountpoint, process.argv);
+      else await runDetached(mountpoint, invocation.argv);
     });
 
   program

@@ -1,13 +1,14 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { formatSize } from '../config/size.js';
-import { InvalidError, IsDirError } from '../core/errors.js';
+import { InvalidError, IsDirError, UsageError } from '../core/errors.js';
 import { splitObjectPath, validateBucketName, validateKey } from '../core/names.js';
 import { openDownload } from './download.js';
 import { localFileError } from './local-errors.js';
-import { formatMode, formatTime, formatXattrValue, table } from './output.js';
+import { escapeName, printJson } from './output.js';
 import { Progress } from './progress.js';
 import { withTarget } from './target.js';
 
@@ -28,11 +29,19 @@ async function* counted(source: AsyncIterable<Uint8Array>, progress: Progress): 
   }
 }
 
+interface TransferFlags {
+  json?: boolean;
+  /** false with --no-progress. */
+  progress: boolean;
+}
+
 export function registerObjectCommands(program: Command): void {
   program
     .command('put <local> <object>')
     .description('upload a local file (or - for stdin) to BUCKET/KEY')
-    .action(async (local: string, target: string, _options: unknown, command: Command) => {
+    .option('--json', 'print {bucket, key, size, chunks} as JSON on stdout')
+    .option('--no-progress', 'no progress bar (drawn only on a terminal anyway)')
+    .action(async (local: string, target: string, options: TransferFlags, command: Command) => {
       const { bucket, key } = parseObjectPath(target);
       const info =
         local === '-'
@@ -42,35 +51,47 @@ export function registerObjectCommands(program: Command): void {
       const size = info?.size;
       const source = local === '-' ? process.stdin : createReadStream(local, { highWaterMark: 1024 * 1024 });
       await withTarget(command, async (target) => {
-        const progress = new Progress(`put ${bucket}/${key}`, size);
-        const stored = await target.putObject(bucket, key, counted(source, progress), size);
-        progress.finish();
-        console.error(`stored ${bucket}/${key}: ${formatSize(stored.size)} in ${stored.chunks} chunk(s)`);
+        const progress = new Progress(`put ${escapeName(key)}`, size, { enabled: options.progress });
+        const stored = await target
+          .putObject(bucket, key, counted(source, progress), size)
+          .finally(() => progress.finish());
+        if (options.json) printJson({ bucket, key, size: stored.size, chunks: stored.chunks });
+        else
+          console.error(`stored ${bucket}/${escapeName(key)}: ${formatSize(stored.size)} in ${stored.chunks} chunk(s)`);
       });
     });
 
   program
     .command('get <object> <local>')
     .description('download BUCKET/KEY to a local file, into a directory as DIR/BASENAME, or to stdout (-)')
-    .action(async (source: string, local: string, _options: unknown, command: Command) => {
+    .option('--json', 'print {bucket, key, size, path} as JSON on stdout (not with - as the target)')
+    .option('--no-progress', 'no progress bar (drawn only on a terminal anyway)')
+    .action(async (source: string, local: string, options: TransferFlags, command: Command) => {
       const { bucket, key } = parseObjectPath(source);
+      if (options.json && local === '-') throw new UsageError('--json: stdout carries the object with -; name a file');
       // The target is opened first: one that cannot be written fails before anything is downloaded.
       const sink = local === '-' ? undefined : await openDownload(local, key);
       try {
         await withTarget(command, async (target) => {
           const object = await target.getObject(bucket, key);
-          const progress = new Progress(`get ${bucket}/${key}`, object.size);
+          // To a terminal's stdout the bar would be drawn into the object itself, as curl knows.
+          const enabled = options.progress && !(sink === undefined && process.stdout.isTTY);
+          const progress = new Progress(`get ${escapeName(key)}`, object.size, { enabled });
           const body = counted(object.body, progress);
-          if (sink) {
-            await pipeline(body, sink.stream).catch((err: unknown) => {
-              // Only a failed write is about the local file; a failed read is the object's (or the server's).
-              throw (err as NodeJS.ErrnoException).syscall === 'write' ? localFileError(err, sink.path) : err;
-            });
-            await sink.commit();
-          } else {
-            await pipeline(body, process.stdout);
+          try {
+            if (sink) {
+              await pipeline(body, sink.stream).catch((err: unknown) => {
+                // Only a failed write is about the local file; a failed read is the object's (or the server's).
+                throw (err as NodeJS.ErrnoException).syscall === 'write' ? localFileError(err, sink.path) : err;
+              });
+              await sink.commit();
+            } else {
+              await pipeline(body, process.stdout);
+            }
+          } finally {
+            progress.finish();
           }
-          progress.finish();
+          if (options.json) printJson({ bucket, key, size: object.size, path: sink?.path });
         });
       } catch (err) {
         await sink?.abort();
@@ -79,82 +100,52 @@ export function registerObjectCommands(program: Command): void {
     });
 
   program
-    .command('ls <path>')
-    .description('list objects under BUCKET[/PREFIX], one level (or all with -r)')
-    .option('-r, --recursive', 'list every key below the prefix')
-    .option('-l, --long', 'show size, mode and modification time')
-    .action(async (path: string, options: { recursive?: boolean; long?: boolean }, command: Command) => {
-      const { bucket, key: prefix } = splitObjectPath(path);
-      validateBucketName(bucket);
+    .command('cat <objects...>')
+    .description('write BUCKET/KEY (several: one after the other) to stdout')
+    .action(async (sources: string[], _options: unknown, command: Command) => {
+      const objects = sources.map(parseObjectPath);
       await withTarget(command, async (target) => {
-        let continuation: string | undefined;
-        const rows: string[][] = [];
-        do {
-          const page = await target.list(bucket, { prefix, recursive: options.recursive ?? false, continuation });
-          for (const p of page.prefixes) rows.push(options.long ? ['drwxr-xr-x', '-', '', p] : [p]);
-          for (const o of page.objects) {
-            rows.push(
-              options.long ? [formatMode(o.mode, o.kind), String(o.size), formatTime(o.mtimeMs), o.key] : [o.key],
-            );
-          }
-          continuation = page.continuation;
-        } while (continuation);
-        if (rows.length > 0) console.log(table(rows));
+        for (const { bucket, key } of objects) {
+          const object = await target.getObject(bucket, key);
+          // end: false keeps stdout open for the next object; a reader that went away (| head) ends quietly.
+          await pipeline(object.body, process.stdout, { end: false });
+        }
       });
     });
 
   program
-    .command('stat <object>')
-    .description('show an object version: size, chunks, replicas, attributes')
-    .option('--json', 'print the whole metadata record as JSON')
-    .action(async (target: string, options: { json?: boolean }, command: Command) => {
-      const { bucket, key } = parseObjectPath(target);
+    .command('cp <source> <destination>')
+    .description('copy BUCKET/KEY to BUCKET/KEY (the same or another bucket); the copy has chunks of its own')
+    .option('--json', 'print {source, destination, size, chunks} as JSON on stdout')
+    .option('--no-progress', 'no progress bar (drawn only on a terminal anyway)')
+    .action(async (source: string, destination: string, options: TransferFlags, command: Command) => {
+      const from = parseObjectPath(source);
+      let to = splitObjectPath(destination);
+      validateBucketName(to.bucket);
+      // BUCKET or BUCKET/DIR/ as the destination keeps the source's base name, as cp into a directory does.
+      if (to.key === '' || to.key.endsWith('/')) to = { bucket: to.bucket, key: to.key + basename(from.key) };
+      validateKey(to.key);
+      if (from.bucket === to.bucket && from.key === to.key)
+        throw new UsageError(`cp: ${source} and ${destination} are the same object`);
       await withTarget(command, async (target) => {
-        const record = await target.statObject(bucket, key);
+        let progress: Progress | undefined;
+        let copied: { size: number; chunks: number };
+        try {
+          copied = await target.copyObject(from, to, (size, body) => {
+            progress = new Progress(`cp ${escapeName(from.key)}`, size, { enabled: options.progress });
+            return counted(body, progress);
+          });
+        } finally {
+          progress?.finish();
+        }
         if (options.json) {
-          console.log(JSON.stringify(record, null, 2));
-          return;
+          printJson({ source: from, destination: to, size: copied.size, chunks: copied.chunks });
+        } else {
+          console.error(
+            `copied ${from.bucket}/${escapeName(from.key)} to ${to.bucket}/${escapeName(to.key)}: ` +
+              `${formatSize(copied.size)} in ${copied.chunks} chunk(s)`,
+          );
         }
-        console.log(
-          table([
-            ['object', `${bucket}/${key}`],
-            ['kind', record.kind],
-            ['size', `${formatSize(record.size)} (${record.size})`],
-            ['version', String(record.version)],
-            [
-              'stored',
-              record.inline !== undefined
-                ? 'inline in metadata'
-                : `${record.chunks.length} chunk(s) of ${formatSize(record.chunkSize)}`,
-            ],
-            ['mode', `${formatMode(record.attrs.mode, record.kind)} uid=${record.attrs.uid} gid=${record.attrs.gid}`],
-            ['modified', formatTime(record.attrs.mtimeMs)],
-            ['committed', formatTime(record.committedAt)],
-            ...Object.entries(record.xattrs ?? {}).map(([name, value]) => [
-              name,
-              formatXattrValue(Buffer.from(value, 'base64')),
-            ]),
-          ]),
-        );
-        if (record.chunks.length > 0) {
-          const rows = [['#', 'CHUNK', 'SIZE', 'REPLICAS']];
-          for (const [i, c] of record.chunks.slice(0, 20).entries()) {
-            rows.push([String(i), c.id, String(c.size), c.replicas.join(',')]);
-          }
-          if (record.chunks.length > 20) rows.push(['…', `${record.chunks.length - 20} more`, '', '']);
-          console.log(`\n${table(rows)}`);
-        }
-      });
-    });
-
-  program
-    .command('rm <object>')
-    .description('remove BUCKET/KEY (its chunks are deleted after the garbage grace period)')
-    .action(async (target: string, _options: unknown, command: Command) => {
-      const { bucket, key } = parseObjectPath(target);
-      await withTarget(command, async (target) => {
-        await target.deleteObject(bucket, key);
-        console.error(`removed ${bucket}/${key}`);
       });
     });
 }

@@ -1,53 +1,65 @@
+import { SingleBar } from 'cli-progress';
 import { formatSize } from '../config/size.js';
 
-/** Shown only for objects at least this large. */
+/** Shown only for transfers at least this large: a small one is over before a bar could tell anything. */
 const MIN_BYTES = 8 * 1024 * 1024;
 
 /**
- * A one-line progress bar on stderr, drawn only when stderr is a terminal and
- * the transfer is large, so pipes and scripts never see it.
+ * The progress bar of put, get and cp: total, rate, elapsed time and ETA,
+ * drawn by cli-progress on stderr. Drawn only when stderr is a terminal
+ * (and the transfer is large, or of unknown size), so pipes, scripts and
+ * logs never see it; --no-progress turns it off.
  */
 export class Progress {
   private done = 0;
-  private lastDraw = 0;
   private readonly started = performance.now();
-  private readonly enabled: boolean;
+  private readonly bar?: SingleBar;
 
   constructor(
     private readonly label: string,
     private readonly total: number | undefined,
-    stream: NodeJS.WriteStream = process.stderr,
+    options: { enabled?: boolean; stream?: NodeJS.WriteStream } = {},
   ) {
-    this.stream = stream;
-    this.enabled = Boolean(stream.isTTY) && (total === undefined || total >= MIN_BYTES);
+    const stream = options.stream ?? process.stderr;
+    const wanted = options.enabled ?? true;
+    if (!wanted || !stream.isTTY || (total !== undefined && total < MIN_BYTES)) return;
+    const known = total !== undefined;
+    this.bar = new SingleBar({
+      stream,
+      format: known
+        ? '{label} [{bar}] {percentage}% {done} of {size} | {rate} | elapsed {duration_formatted} | ETA {eta_formatted}'
+        : '{label} {done} | {rate} | elapsed {duration_formatted}',
+      barsize: 24,
+      barCompleteChar: '#',
+      barIncompleteChar: '.',
+      hideCursor: true,
+      // A redraw every 200 ms is smooth enough and costs nothing next to the transfer.
+      fps: 5,
+      etaBuffer: 50,
+      etaAsynchronousUpdate: true,
+    });
+    this.bar.start(total ?? 0, 0, this.payload());
   }
 
-  private readonly stream: NodeJS.WriteStream;
+  private payload(): Record<string, string> {
+    const seconds = (performance.now() - this.started) / 1000;
+    return {
+      label: this.label,
+      done: formatSize(this.done),
+      size: this.total === undefined ? '?' : formatSize(this.total),
+      rate: seconds > 0 ? `${formatSize(this.done / seconds)}/s` : '-',
+    };
+  }
 
   advance(bytes: number): void {
     this.done += bytes;
-    if (!this.enabled) return;
-    const now = performance.now();
-    if (now - this.lastDraw < 100) return;
-    this.lastDraw = now;
-    this.draw();
+    this.bar?.update(this.total === undefined ? 0 : this.done, this.payload());
   }
 
+  /** Draws the final state and ends the line; after a failure too, so the error starts on a line of its own. */
   finish(): void {
-    if (!this.enabled) return;
-    this.draw();
-    this.stream.write('\n');
-  }
-
-  private draw(): void {
-    const seconds = (performance.now() - this.started) / 1000;
-    const rate = seconds > 0 ? `${formatSize(this.done / seconds)}/s` : '';
-    let bar = '';
-    if (this.total) {
-      const width = 30;
-      const filled = Math.round((this.done / this.total) * width);
-      bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.floor((this.done / this.total) * 100)}% `;
-    }
-    this.stream.write(`\r${this.label} ${bar}${formatSize(this.done)} ${rate}\u001b[K`);
+    if (!this.bar) return;
+    this.bar.update(this.total === undefined ? 0 : this.done, this.payload());
+    this.bar.stop();
   }
 }

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { formatSize } from '../config/size.js';
+import type { LastScrub } from '../engine/last-scrub.js';
 import type { Status } from '../engine/status.js';
-import { table } from './output.js';
+import { escapeName, formatTime, table } from './output.js';
 import { withTarget } from './target.js';
 
 const orDash = (value: number | undefined, show: (n: number) => string = String) =>
@@ -41,7 +42,8 @@ export function renderStatus(status: Status & { server?: Record<string, unknown>
       b.healthy ? `${b.latencyMs.toFixed(2)} ms` : '-',
       orDash(b.chunks),
       orDash(b.storedBytes, formatSize),
-      orDash(b.missingChunks),
+      // A backend that could not be listed: its chunks are unknown, not missing.
+      b.missingChunks !== undefined ? String(b.missingChunks) : b.unknownChunks ? `unknown (${b.unknownChunks})` : '-',
       orDash(b.unreferencedChunks),
       b.freeBytes === undefined ? '-' : `${formatSize(b.freeBytes)} of ${formatSize(b.totalBytes ?? 0)}`,
       `${(b.ringShare * 100).toFixed(1)}%`,
@@ -67,6 +69,10 @@ export function renderStatus(status: Status & { server?: Record<string, unknown>
       [
         'repair backlog:',
         `${repair.underReplicatedChunks} under-replicated chunk(s), ${repair.missingReplicas} missing replica(s), ${repair.lostChunks} lost` +
+          (repair.unknownReplicas
+            ? `; ${repair.unknownReplicas} replica(s) unknown (their backend is down)` +
+              (repair.unconfirmedChunks ? `, ${repair.unconfirmedChunks} chunk(s) with no replica found elsewhere` : '')
+            : '') +
           `; ${repair.recorded} chunk(s) recorded for repair` +
           (repair.queued === undefined ? '' : `; ${repair.queued} queued in the server`),
       ],
@@ -79,7 +85,7 @@ export function renderStatus(status: Status & { server?: Record<string, unknown>
       ],
     ]),
   );
-  lines.push('');
+  lines.push('', ...renderLastScrub(status.lastScrub), '');
   const sessions = status.sessions ?? [];
   const sessionRows = [['SESSION', 'PID', 'HOST', 'ROLE', 'STARTED', 'FILES OPEN', 'HELD CHUNKS']];
   for (const s of sessions) {
@@ -87,6 +93,28 @@ export function renderStatus(status: Status & { server?: Record<string, unknown>
   }
   lines.push(sessions.length ? table(sessionRows) : 'no live sessions');
   return lines.join('\n');
+}
+
+const SHOWN_CORRUPT = 10;
+
+/** The last scrub's findings: when, what it checked, and each corrupt replica it met. */
+function renderLastScrub(scrub: LastScrub | undefined): string[] {
+  if (!scrub) return ['last scrub: none recorded (lilio scrub checks every replica)'];
+  const p = scrub.problems;
+  const lines = [
+    `last scrub: ${formatTime(Date.parse(scrub.finishedAt))} (${scrub.bucket ? `bucket ${scrub.bucket}` : 'all buckets'}` +
+      `${scrub.repair ? ', --repair' : ''}): ${scrub.chunks} chunk(s), ${scrub.replicasChecked} replica(s) checked; ` +
+      `${p.missing} missing, ${p.corrupt} corrupt, ${p.unreachable} unreachable; ` +
+      `${scrub.underReplicated} under-replicated, ${scrub.lost} lost`,
+  ];
+  for (const c of scrub.corrupt.slice(0, SHOWN_CORRUPT)) {
+    lines.push(
+      `  corrupt replica: ${c.bucket}/${escapeName(c.key)} chunk ${c.chunk} on ${c.backend}${c.repaired ? ' (repaired)' : ''}`,
+    );
+  }
+  if (p.corrupt > SHOWN_CORRUPT)
+    lines.push(`  ... ${p.corrupt - SHOWN_CORRUPT} more (lilio status --json, lilio scrub)`);
+  return lines;
 }
 
 export function registerStatusCommand(program: Command): void {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { readClientToken } from '../config/token.js';
-import { NotFoundError, UsageError } from '../core/errors.js';
+import { InvalidError, NotFoundError, UsageError } from '../core/errors.js';
 import type { ObjectRecord } from '../core/types.js';
 import type { Lilio } from '../engine/lilio.js';
 import { type BucketInfo, bucketInfo, collectStatus, type Status } from '../engine/status.js';
@@ -32,6 +32,17 @@ export interface Target {
     size?: number,
   ): Promise<{ size: number; chunks: number }>;
   getObject(bucket: string, key: string): Promise<{ size: number; body: AsyncIterable<Buffer> }>;
+  /**
+   * Copies an object's content to another name, through a reader and a
+   * writer: the copy gets chunks of its own (under the target bucket's key and
+   * chunk size), so deleting either object never touches the other's data.
+   * `through` sees every piece on its way (for the progress bar).
+   */
+  copyObject(
+    from: { bucket: string; key: string },
+    to: { bucket: string; key: string },
+    through: (size: number, body: AsyncIterable<Uint8Array>) => AsyncIterable<Uint8Array>,
+  ): Promise<{ size: number; chunks: number }>;
   statObject(bucket: string, key: string): Promise<ObjectRecord>;
   list(bucket: string, options: { prefix: string; recursive: boolean; continuation?: string }): Promise<TargetPage>;
   deleteObject(bucket: string, key: string): Promise<void>;
@@ -55,6 +66,17 @@ function engineTarget(lilio: Lilio): Target {
       return { size: reader.size, body: lilio.readObject(reader) };
     },
     statObject: (bucket, key) => lilio.statObject(bucket, key),
+    copyObject: async (from, to, through) => {
+      const reader = await lilio.openObject(from.bucket, from.key);
+      const { record } = reader;
+      if (record.kind !== 'file')
+        throw new InvalidError(`${from.bucket}/${from.key} is a ${record.kind}: cp copies files`);
+      const copied = await lilio.putObject(to.bucket, to.key, through(reader.size, lilio.readObject(reader)), {
+        attrs: { mode: record.attrs.mode },
+        contentType: record.contentType,
+      });
+      return { size: copied.size, chunks: copied.chunks.length };
+    },
     list: async (bucket, options) => {
       const page = await lilio.list(bucket, {
         prefix: options.prefix,
@@ -80,6 +102,14 @@ function remoteTarget(client: LilioClient): Target {
     putObject: (bucket, key, source, size) => client.putObject(bucket, key, source, { size }),
     getObject: (bucket, key) => client.getObject(bucket, key),
     statObject: (bucket, key) => client.statObject(bucket, key),
+    copyObject: async (from, to, through) => {
+      // The server has no copy route: the bytes pass through this process, never through a local file.
+      const object = await client.getObject(from.bucket, from.key);
+      return client.putObject(to.bucket, to.key, through(object.size, object.body), {
+        size: object.size,
+        contentType: object.contentType,
+      });
+    },
     list: (bucket, options) =>
       client.list(bucket, {
         prefix: options.prefix,

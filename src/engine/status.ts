@@ -1,5 +1,6 @@
 import type { ChunkRef } from '../core/types.js';
 import type { SessionRecord } from '../meta/store.js';
+import { type LastScrub, loadLastScrub } from './last-scrub.js';
 import type { Lilio } from './lilio.js';
 
 /**
@@ -27,8 +28,13 @@ export interface BackendStatus {
   storedBytes?: number;
   /** Referenced chunks whose replica set names this backend. */
   expectedChunks: number;
-  /** Of those, the ones it does not hold (repair backlog). */
+  /** Of those, the ones it does not hold (repair backlog): set only when the backend was listed. */
   missingChunks?: number;
+  /**
+   * Of those, the ones nobody could check: the backend is down or its listing
+   * failed, so whether it holds them is unknown (not missing).
+   */
+  unknownChunks?: number;
   /** Chunks it holds that no version references (garbage waiting, or orphans of crashed writes). */
   unreferencedChunks?: number;
   freeBytes?: number;
@@ -53,8 +59,12 @@ export interface RepairBacklog {
   underReplicatedChunks: number;
   /** Replicas that should exist and do not (or sit on a backend that is down). */
   missingReplicas: number;
-  /** Referenced chunks with no replica found at all. */
+  /** Referenced chunks with no replica found at all, every backend of their set checked. */
   lostChunks: number;
+  /** Replicas on backends that could not be checked (down): neither found nor missing. */
+  unknownReplicas: number;
+  /** Referenced chunks none of whose replicas was found on a checked backend, some on unchecked ones: at risk. */
+  unconfirmedChunks: number;
   /**
    * Chunks with replicas recorded for repair in the metadata store's repair
    * queue, by any process (found missing or corrupt on read, missed by a
@@ -95,6 +105,8 @@ export interface Status {
   gc: GcBacklog;
   /** Live sessions: every process that holds chunks or has used the store for writing or reading. */
   sessions: SessionStatus[];
+  /** What the last `lilio scrub` with this config found (corrupt replicas included); absent if none ran. */
+  lastScrub?: LastScrub;
 }
 
 /** One bucket's settings and totals (bucket info, status). */
@@ -142,6 +154,8 @@ export async function collectStatus(lilio: Lilio, options: { repairQueue?: boole
   }
 
   const health = await lilio.backends.probeAll();
+  // Backends whose listing was read: only on those is an absent chunk missing; elsewhere it is unknown.
+  const checked = new Set<string>();
   const shares = lilio.ring.shares();
   const backends = await Promise.all(
     lilio.backends.names.map(async (name): Promise<BackendStatus> => {
@@ -157,7 +171,10 @@ export async function collectStatus(lilio: Lilio, options: { repairQueue?: boole
         ringShare: shares.get(name) ?? 0,
       };
       if (probe?.error) status.error = probe.error;
-      if (!status.healthy) return status;
+      if (!status.healthy) {
+        status.unknownChunks = status.expectedChunks;
+        return status;
+      }
       try {
         const info = await backend.info();
         status.location = info.location;
@@ -183,8 +200,10 @@ export async function collectStatus(lilio: Lilio, options: { repairQueue?: boole
           missingChunks: status.expectedChunks - heldExpected,
           unreferencedChunks: unreferenced,
         });
+        checked.add(name);
       } catch (err) {
         status.error = (err as Error).message;
+        status.unknownChunks = status.expectedChunks;
       }
       return status;
     }),
@@ -194,14 +213,20 @@ export async function collectStatus(lilio: Lilio, options: { repairQueue?: boole
     underReplicatedChunks: 0,
     missingReplicas: 0,
     lostChunks: 0,
+    unknownReplicas: 0,
+    unconfirmedChunks: 0,
     recorded: await lilio.meta.repairCount(),
   };
   for (const { chunk, held } of referenced.values()) {
-    if (held < chunk.replicas.length) {
+    const unknown = chunk.replicas.filter((name) => !checked.has(name)).length;
+    const missing = chunk.replicas.length - held - unknown;
+    repair.unknownReplicas += unknown;
+    if (missing > 0) {
       repair.underReplicatedChunks++;
-      repair.missingReplicas += chunk.replicas.length - held;
+      repair.missingReplicas += missing;
     }
-    if (held === 0) repair.lostChunks++;
+    if (held === 0 && unknown === 0) repair.lostChunks++;
+    else if (held === 0) repair.unconfirmedChunks++;
   }
   if (options.repairQueue) repair.queued = lilio.chunks.repairs.size;
 
@@ -215,6 +240,7 @@ export async function collectStatus(lilio: Lilio, options: { repairQueue?: boole
     repair,
     gc: await gcBacklog(lilio),
     sessions: (await lilio.meta.listSessions()).map(sessionStatus),
+    lastScrub: loadLastScrub(lilio.config.home, lilio.config.source),
   };
 }
 

@@ -125,7 +125,14 @@ t.test('status --json: every number checked against what was stored', async (t) 
       inlineObjects: 0,
     },
   ]);
-  t.same(status.repair, { underReplicatedChunks: 1, missingReplicas: 1, lostChunks: 0, recorded: 0 });
+  t.same(status.repair, {
+    underReplicatedChunks: 1,
+    missingReplicas: 1,
+    lostChunks: 0,
+    unknownReplicas: 0,
+    unconfirmedChunks: 0,
+    recorded: 0,
+  });
   t.same(status.gc, { queued: 2, due: 0, graceSeconds: 600 });
 
   const zeroGrace = await runCli(['status', '--json', '--config', configWith({ gc: { graceSeconds: 0 } })], env);
@@ -167,7 +174,7 @@ t.test('status in a terminal: aligned tables and the backlogs in words', async (
   t.match(text, /\nno live sessions\n?$/, 'the CLI commands that wrote closed their sessions as they exited');
 });
 
-t.test('a backend that is down is shown as DOWN, and its replicas as missing', async (t) => {
+t.test('a backend that is down is shown as DOWN, and its replicas as unknown, not missing', async (t) => {
   const blocker = join(home, 'not-a-dir');
   writeFileSync(blocker, 'x');
   const config = configWith({}, [
@@ -182,10 +189,55 @@ t.test('a backend that is down is shown as DOWN, and its replicas as missing', a
   t.match(down, { name: 'local-3', healthy: false, expectedChunks: 8 });
   t.match(down.error, /not a directory/);
   t.equal(down.chunks, undefined, 'nothing counted on a backend that is down');
-  t.same(status.repair, { underReplicatedChunks: 8, missingReplicas: 9, lostChunks: 0, recorded: 0 });
+  t.equal(down.missingChunks, undefined, 'none called missing: nobody looked');
+  t.equal(down.unknownChunks, 8, 'its 8 replicas are unknown');
+  // Only the replica deleted behind Lilio's back on local-1 (checked) is missing.
+  t.same(status.repair, {
+    underReplicatedChunks: 1,
+    missingReplicas: 1,
+    lostChunks: 0,
+    unknownReplicas: 8,
+    unconfirmedChunks: 0,
+    recorded: 0,
+  });
   const text = await runCli(['status', '--config', config], env);
   t.match(
     text.stdout.toString(),
-    /\nlocal-3 {2}local {2}DOWN +- .* \d+\.\d% +\(local backend "local-3": .*not a directory\)\n/,
+    /\nlocal-3 {2}local {2}DOWN +- .*unknown \(8\) .* \d+\.\d% +\(local backend "local-3": .*not a directory\)\n/,
   );
+  t.match(
+    text.stdout.toString(),
+    /repair backlog: +1 under-replicated chunk\(s\), 1 missing replica\(s\), 0 lost; 8 replica\(s\) unknown \(their backend is down\);/,
+  );
+});
+
+t.test('status shows the corrupt replicas the last scrub found', async (t) => {
+  const none = await lilio(['status']);
+  t.match(none.stdout.toString(), /\nlast scrub: none recorded/);
+  const record = JSON.parse((await lilio(['stat', 'secret/s.bin', '--json'])).stdout.toString());
+  const chunk = record.chunks[1].id as string;
+  const replica = chunkFiles(join(home, 'data', '2')).find((f) => f.endsWith(chunk));
+  t.ok(replica, 'a replica on local-2');
+  writeFileSync(replica!, 'rotten bits');
+  const scrub = await lilio(['scrub']);
+  t.equal(scrub.code, 1, 'the scrub finds damage');
+  t.match(scrub.stderr, /^lilio: \d+ chunk\(s\) under-replicated/);
+
+  const text = (await lilio(['status'])).stdout.toString();
+  t.match(
+    text,
+    /\nlast scrub: \S+ \S+ \(all buckets\): 8 chunk\(s\), 24 replica\(s\) checked; 1 missing, 1 corrupt, 0 unreachable; 2 under-replicated, 0 lost\n/,
+  );
+  t.match(text, new RegExp(`\\n  corrupt replica: secret/s\\.bin chunk ${chunk} on local-2\\n`));
+  const json = JSON.parse((await lilio(['status', '--json'])).stdout.toString());
+  t.same(json.lastScrub.corrupt, [{ bucket: 'secret', key: 's.bin', chunk, backend: 'local-2', repaired: false }]);
+  t.match(json.lastScrub, { repair: false, problems: { missing: 1, corrupt: 1 } });
+  // Listing cannot see rot: status alone counts the replica as held.
+  t.equal(json.backends[1].missingChunks, 0);
+
+  const repaired = await lilio(['scrub', '--repair']);
+  t.equal(repaired.code, 0, repaired.stderr);
+  const after = JSON.parse((await lilio(['status', '--json'])).stdout.toString());
+  t.same(after.lastScrub.corrupt, [{ bucket: 'secret', key: 's.bin', chunk, backend: 'local-2', repaired: true }]);
+  t.match((await lilio(['status'])).stdout.toString(), /corrupt replica: secret\/s\.bin .* on local-2 \(repaired\)/);
 });
