@@ -104,7 +104,7 @@ t.test('a schema-1 file (before sessions) is migrated in place, its records and 
 
   const store = LocalMetadataStore.open({ path: dir });
   t.teardown(() => store.close());
-  t.equal(rawDb(t, dir).pragma('user_version', { simple: true }), 3);
+  t.equal(rawDb(t, dir).pragma('user_version', { simple: true }), 4);
   t.equal((await store.getObject('photos', 'a'))?.key, 'a');
   t.same(
     (await store.peekGarbage(undefined, 10)).map((g) => g.chunk.id),
@@ -185,7 +185,7 @@ t.test('a schema 1 database (before the repair queue) migrates on open and keeps
   const store = LocalMetadataStore.open({ path: dir });
   t.teardown(() => store.close());
   const db = rawDb(t, dir);
-  t.equal(db.pragma('user_version', { simple: true }), 3, 'now schema 3');
+  t.equal(db.pragma('user_version', { simple: true }), 4, 'now schema 4');
   t.strictSame(await store.getObject('photos', 'kept.jpg'), committed, 'objects survive the migration');
   const chunk = committed.chunks[0]!;
   await store.queueRepairs([{ chunk, backends: ['disk-a'], queuedAt: 1 }]);
