@@ -126,6 +126,8 @@ export interface UploadRecord {
   /** Initiation time (hex) then random hex: sorting by id sorts one key's uploads oldest first. */
   id: string;
   bucket: string;
+  /** BucketRecord.id of the bucket at creation: one deleted and re-created under the name is not this upload's. */
+  bucketId?: string;
   key: string;
   /** Milliseconds since the epoch. */
   initiated: number;

@@ -181,7 +181,14 @@ export class Lilio {
     return this.timedMeta('listBuckets', () => this.meta.listBuckets());
   }
 
+  /**
+   * Deletes an empty bucket. Multipart uploads in progress do not keep it
+   * (as on S3): once it holds no object they are aborted, their parts queued
+   * as garbage. One created meanwhile is left to expiry and cannot complete.
+   */
   async deleteBucket(name: string): Promise<void> {
+    const page = await this.meta.list(name, { limit: 1 });
+    if (page.objects.length === 0 && page.prefixes.length === 0) await this.uploads.abortAll(name);
     await this.timedMeta('deleteBucket', () => this.meta.deleteBucket(name));
     this.buckets.delete(name);
   }

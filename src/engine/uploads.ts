@@ -137,7 +137,7 @@ export class MultipartUploads {
   async create(bucket: string, key: string, options: UploadOptions = {}): Promise<UploadRecord> {
     validateKey(key);
     if (key.endsWith('/')) throw new InvalidError(`"${key}" names a directory: a multipart upload makes an object`);
-    await this.deps.bucket(bucket);
+    const ctx = await this.deps.bucket(bucket);
     const now = Date.now();
     const upload: UploadRecord = {
       id: now.toString(16).padStart(12, '0') + randomBytes(12).toString('hex'),
@@ -146,6 +146,7 @@ export class MultipartUploads {
       initiated: now,
       touchedAt: now,
     };
+    if (ctx.record.id) upload.bucketId = ctx.record.id;
     if (options.contentType) upload.contentType = options.contentType;
     if (options.xattrs) upload.xattrs = options.xattrs;
     await this.deps.meta.createUpload(upload);
@@ -178,7 +179,7 @@ export class MultipartUploads {
   ): Promise<PartResult> {
     checkPartNumber(partNumber);
     const upload = await this.get(uploadId, options);
-    const ctx = await this.deps.bucket(upload.bucket);
+    const ctx = await this.bucketOf(upload);
     const writer = new ObjectWriter(this.deps.writerDeps, ctx, upload.key);
     const md5 = createHash('md5');
     try {
@@ -318,7 +319,7 @@ export class MultipartUploads {
       }
       return part;
     });
-    const ctx = await this.deps.bucket(upload.bucket);
+    const ctx = await this.bucketOf(upload);
     const chunkSize = ctx.record.chunkSize;
     const chunks: ChunkRef[] = [];
     let offset = 0;
@@ -395,6 +396,30 @@ export class MultipartUploads {
         after = { key: last.key, id: last.id };
       }
     }
+  }
+
+  /** Aborts every upload of a bucket (it is being deleted). */
+  async abortAll(bucket: string): Promise<number> {
+    let aborted = 0;
+    for (;;) {
+      const page = await this.deps.meta.listUploads(bucket, { limit: 1000 });
+      for (const upload of page.uploads) {
+        await this.deps.meta.abortUpload(upload.id).catch((err: unknown) => {
+          if (!hasCode(err, 'NO_SUCH_UPLOAD')) throw err;
+        });
+        aborted++;
+      }
+      if (!page.truncated) return aborted;
+    }
+  }
+
+  /** The upload's bucket, unless it was deleted and re-created since (its parts used the old data key). */
+  private async bucketOf(upload: UploadRecord): Promise<BucketContext> {
+    const ctx = await this.deps.bucket(upload.bucket);
+    if (upload.bucketId !== undefined && ctx.record.id !== upload.bucketId) {
+      throw new NoSuchUploadError(`upload ${upload.id} was for a bucket ${upload.bucket} that was deleted since`);
+    }
+    return ctx;
   }
 
   private async allParts(uploadId: string): Promise<Map<number, PartRecord>> {

@@ -351,6 +351,34 @@ for (const kind of ['memory', 'sqlite'] as const) {
     t.equal((await lilio.uploads.listParts(fresh.id)).parts.length, 1, 'the fresh one stays');
   });
 
+  t.test(`${kind}: deleting a bucket aborts its uploads; one of a re-created bucket is gone`, async (t) => {
+    const made = await engine(t, kind);
+    const { lilio } = made;
+    await lilio.createBucket('bkt', { encrypt: true });
+    const first = await lilio.uploads.create('bkt', 'k');
+    await upload(lilio, first.id, 1, pattern(CHUNK + 1, 1));
+    await lilio.putObject('bkt', 'obj', pieces(pattern(10, 2)));
+    await t.rejects(lilio.deleteBucket('bkt'), { code: 'NOT_EMPTY' });
+    t.equal(await lilio.meta.uploadCount(), 1, 'a bucket with objects keeps its uploads');
+    await lilio.deleteObject('bkt', 'obj');
+    await lilio.deleteBucket('bkt');
+    t.equal(await lilio.meta.uploadCount(), 0, 'the upload went with the bucket');
+    await lilio.chunks.drain();
+    await lilio.collectGarbage({ graceMs: 0 });
+    t.equal((await storedIds(made)).size, 0, 'its chunks were collected');
+
+    await lilio.createBucket('bkt', { encrypt: true });
+    const second = await lilio.uploads.create('bkt', 'k');
+    await lilio.deleteBucket('bkt');
+    // An upload created while the bucket was being deleted, as a racing client could leave it.
+    await lilio.createBucket('bkt', { encrypt: true });
+    await lilio.meta.createUpload({ ...second, bucket: 'bkt' });
+    await t.rejects(upload(lilio, second.id, 1, pattern(5)), { code: 'NO_SUCH_UPLOAD' });
+    await t.rejects(lilio.uploads.complete(second.id, [{ partNumber: 1, etag: md5(pattern(5)) }]), {
+      code: 'INVALID_PART',
+    });
+  });
+
   t.test(`${kind}: listings page with their markers; part copy reads through the reader`, async (t) => {
     const { lilio } = await engine(t, kind);
     await lilio.createBucket('bkt');
