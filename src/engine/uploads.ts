@@ -213,9 +213,13 @@ export class MultipartUploads {
       await this.deps.settle(chunks);
       await this.deps.meta.putPart(part);
     } catch (err) {
-      // A record whose answer was lost may have landed: then the part owns the chunks. If it did
-      // not, they are still write-held, and become garbage when this process's session ends.
-      if (!hasCode(err, 'COMMIT_UNKNOWN')) await this.deps.discard(chunks);
+      if (hasCode(err, 'COMMIT_UNKNOWN')) {
+        if (await this.landed(part)) return { etag: part.etag, size: part.size };
+        // It may still land: then the part owns the chunks. If it does not, they are still
+        // write-held, and become garbage when this process's session ends. Never deleted here.
+        throw err;
+      }
+      await this.deps.discard(chunks);
       throw err;
     }
     return { etag: part.etag, size: part.size };
@@ -395,6 +399,23 @@ export class MultipartUploads {
         if (!page.truncated || !last) break;
         after = { key: last.key, id: last.id };
       }
+    }
+  }
+
+  /** After a lost answer: whether the part recorded now is the one sent (read once; unreadable counts as no). */
+  private async landed(part: PartRecord): Promise<boolean> {
+    try {
+      const [found] = (await this.deps.meta.listParts(part.uploadId, { after: part.partNumber - 1, limit: 1 })).parts;
+      return (
+        found !== undefined &&
+        found.partNumber === part.partNumber &&
+        found.uploadedAt === part.uploadedAt &&
+        found.etag === part.etag &&
+        found.chunks.length === part.chunks.length &&
+        found.chunks.every((c, i) => c.id === part.chunks[i]!.id)
+      );
+    } catch {
+      return false;
     }
   }
 

@@ -12,6 +12,7 @@ import { LocalMetadataStore } from '../../src/meta/local.js';
 import { MemoryMetadataStore } from '../../src/meta/memory.js';
 import type { MetadataStore } from '../../src/meta/store.js';
 import { collect, pattern, pieces, type TestEngine, testEngine } from '../fixtures/engine.js';
+import { LosingStore } from '../fixtures/losing-store.js';
 
 const CHUNK = 64 * 1024;
 /** Small parts keep the tests fast; one test uses S3's real 5 MiB minimum. */
@@ -437,6 +438,50 @@ for (const kind of ['memory', 'sqlite'] as const) {
     t.same(shared, [], 'the copy owns chunks of its own');
   });
 }
+
+t.test('a completion or a part whose answer was lost is read back, never undone', async (t) => {
+  const meta = new LosingStore();
+  const made = await testEngine(
+    { chunkSize: CHUNK, inlineThreshold: 0, uploads: { expireAfterSeconds: 3600, minPartSize: MIN_PART } },
+    { meta, commitReadBackMs: 1_000 },
+  );
+  const { lilio } = made;
+  t.teardown(() => lilio.close());
+  await lilio.createBucket('bkt');
+  const { id } = await lilio.uploads.create('bkt', 'k');
+  meta.lose = 'after';
+  const one = await upload(lilio, id, 1, pattern(MIN_PART, 1));
+  t.equal(one.etag, md5(pattern(MIN_PART, 1)), 'a part that landed is a success');
+  meta.lose = 'instead';
+  await t.rejects(upload(lilio, id, 2, pattern(CHUNK + 1, 2)), { code: 'COMMIT_UNKNOWN' });
+  await lilio.chunks.drain();
+  t.equal((await storedIds(made)).size, 4, 'the chunks of a part that may still land are kept');
+  await meta.landHeld();
+  const two = (await lilio.uploads.listParts(id)).parts[1]!;
+  t.equal(two.partNumber, 2, 'it landed late');
+
+  const parts = [
+    { partNumber: 1, etag: one.etag },
+    { partNumber: 2, etag: two.etag },
+  ];
+  meta.lose = 'instead';
+  await t.rejects(lilio.uploads.complete(id, parts), { code: 'COMMIT_UNKNOWN' });
+  t.equal((await lilio.uploads.listParts(id)).parts.length, 2, 'not landed: the upload keeps its parts');
+  await lilio.collectGarbage({ graceMs: 0 });
+  t.equal((await storedIds(made)).size, 4, 'and its chunks');
+  await meta.landHeld();
+  await t.rejects(lilio.uploads.listParts(id), { code: 'NO_SUCH_UPLOAD' }, 'landed late: the upload is gone');
+  t.ok(
+    (await collect(lilio.getObject('bkt', 'k'))).equals(Buffer.concat([pattern(MIN_PART, 1), pattern(CHUNK + 1, 2)])),
+  );
+
+  const again = await lilio.uploads.create('bkt', 'k2');
+  const part = await upload(lilio, again.id, 1, pattern(10, 3));
+  meta.lose = 'after';
+  const record = await lilio.uploads.complete(again.id, [{ partNumber: 1, etag: part.etag }]);
+  t.equal(record.size, 10, 'a completion that landed is a success');
+  t.equal(await lilio.meta.getUpload(again.id), undefined);
+});
 
 t.test('S3 sizes: parts of 5 MiB + 1, 5 MiB + 3 and 7 bytes under the real 5 MiB minimum', async (t) => {
   const { lilio } = await engine(t, 'memory', { uploads: { expireAfterSeconds: 3600, minPartSize: 5 * 1024 * 1024 } });
