@@ -1,15 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { newVersionId } from '../core/chunk-id.js';
-import {
-  EntityTooSmallError,
-  hasCode,
-  IntegrityError,
-  InvalidError,
-  InvalidPartError,
-  InvalidPartOrderError,
-  NoSuchUploadError,
-} from '../core/errors.js';
-import { extentsAt } from '../core/extents.js';
+import { hasCode, IntegrityError, InvalidError, NoSuchUploadError } from '../core/errors.js';
 import { validateKey } from '../core/names.js';
 import type { ChunkRef, ObjectAttrs, ObjectDraft, ObjectRecord, PartRecord, UploadRecord } from '../core/types.js';
 import type { Expect, MetadataStore } from '../meta/store.js';
@@ -18,6 +9,7 @@ import type { BucketContext } from './chunk-store.js';
 import type { CommitOutcomes } from './commit-outcome.js';
 import type { ObjectReader } from './object-reader.js';
 import { defaultAttrs, ObjectWriter, type WriterDeps } from './object-writer.js';
+import { checkPartOrder, chooseParts, multipartEtag, normalEtag, placeParts } from './upload-completion.js';
 
 /**
  * Multipart uploads (S3's CreateMultipartUpload ... CompleteMultipartUpload)
@@ -116,18 +108,6 @@ export interface UploadDeps {
   discard(chunks: ChunkRef[]): Promise<void>;
   minPartSize: number;
   expireAfterMs: number;
-}
-
-/** S3's multipart ETag: MD5 of the concatenated binary part MD5s, then "-" and the number of parts. */
-export function multipartEtag(partMd5s: readonly string[]): string {
-  const md5 = createHash('md5');
-  for (const hex of partMd5s) md5.update(Buffer.from(hex, 'hex'));
-  return `${md5.digest('hex')}-${partMd5s.length}`;
-}
-
-/** An ETag as clients send it back: quotes and case do not matter. */
-function normalEtag(etag: string): string {
-  return etag.trim().replace(/^"|"$/g, '').toLowerCase();
 }
 
 export class MultipartUploads {
@@ -300,52 +280,22 @@ export class MultipartUploads {
     options: CompleteOptions = {},
   ): Promise<ObjectRecord> {
     const upload = await this.get(uploadId, options);
-    if (parts.length === 0) throw new InvalidError('a multipart upload is completed with at least one part');
-    for (let i = 1; i < parts.length; i++) {
-      if (parts[i]!.partNumber <= parts[i - 1]!.partNumber) {
-        throw new InvalidPartOrderError(
-          `part ${parts[i]!.partNumber} is listed after part ${parts[i - 1]!.partNumber}`,
-        );
-      }
-    }
-    const recorded = await this.allParts(uploadId);
-    const chosen = parts.map(({ partNumber, etag }, i) => {
-      const part = recorded.get(partNumber);
-      if (!part || part.etag !== normalEtag(etag)) {
-        throw new InvalidPartError(
-          part ? `part ${partNumber} has ETag "${part.etag}", not ${etag}` : `part ${partNumber} was never uploaded`,
-        );
-      }
-      if (i < parts.length - 1 && part.size < this.deps.minPartSize) {
-        throw new EntityTooSmallError(
-          `part ${partNumber} holds ${part.size} bytes: every part but the last needs ${this.deps.minPartSize}`,
-        );
-      }
-      return part;
-    });
+    checkPartOrder(parts);
+    const chosen = chooseParts(parts, await this.allParts(uploadId), this.deps.minPartSize);
     const ctx = await this.bucketOf(upload);
     const chunkSize = ctx.record.chunkSize;
-    const chunks: ChunkRef[] = [];
-    let offset = 0;
-    for (const part of chosen) {
-      let inPart = 0;
-      for (const chunk of part.chunks) {
-        chunks.push({ ...chunk, extents: extentsAt(offset + inPart, chunk.size, chunkSize) });
-        inPart += chunk.size;
-      }
-      offset += part.size;
-    }
+    const { chunks, size } = placeParts(chosen, chunkSize);
     const now = Date.now();
     const draft: ObjectDraft = {
       bucket: upload.bucket,
       key: upload.key,
       kind: 'file',
       versionId: newVersionId(),
-      size: offset,
+      size,
       chunkSize,
       chunks,
       layout: 'extents',
-      allocated: offset,
+      allocated: size,
       attrs: { ...defaultAttrs(now), ...options.attrs, ctimeMs: now },
       etag: multipartEtag(chosen.map((p) => p.etag)),
       committedAt: now,

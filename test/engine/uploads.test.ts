@@ -7,7 +7,7 @@ import { collectOrphans } from '../../src/admin/orphans.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { windowLayers } from '../../src/core/extents.js';
 import type { Lilio } from '../../src/engine/lilio.js';
-import { multipartEtag } from '../../src/engine/uploads.js';
+import { multipartEtag } from '../../src/engine/upload-completion.js';
 import { LocalMetadataStore } from '../../src/meta/local.js';
 import { MemoryMetadataStore } from '../../src/meta/memory.js';
 import type { MetadataStore } from '../../src/meta/store.js';
