@@ -187,8 +187,9 @@ export class Lilio {
    * as garbage. One created meanwhile is left to expiry and cannot complete.
    */
   async deleteBucket(name: string): Promise<void> {
-    const page = await this.meta.list(name, { limit: 1 });
-    if (page.objects.length === 0 && page.prefixes.length === 0) await this.uploads.abortAll(name);
+    // A bucket that is not there is for the store's delete to report, as always.
+    const page = await this.meta.list(name, { limit: 1 }).catch(() => undefined);
+    if (page && page.objects.length === 0 && page.prefixes.length === 0) await this.uploads.abortAll(name);
     await this.timedMeta('deleteBucket', () => this.meta.deleteBucket(name));
     this.buckets.delete(name);
   }
@@ -426,7 +427,12 @@ export class Lilio {
       // Reaping is retried by the next run; holds of live sessions are checked regardless.
     }
     // Uploads abandoned for uploads.expireAfterSeconds: their parts join the queue now.
-    const uploadsExpired = await this.uploads.expireStale();
+    let uploadsExpired = 0;
+    try {
+      uploadsExpired = await this.uploads.expireStale();
+    } catch {
+      // Retried by the next run, like reaping; the queue is worth emptying regardless.
+    }
     while (deleted + retried < limit) {
       // +1: entries queued exactly grace ago are due (with grace 0, everything queued so far).
       const batch = await this.meta.takeGarbage(Date.now() - graceMs + 1, Math.min(500, limit - deleted - retried));
