@@ -87,6 +87,11 @@ export interface ObjectRecord {
    * PUT's body, `md5(part md5s)-N` for a completed multipart upload.
    */
   etag?: string;
+  /**
+   * A completed multipart upload's part sizes, in order: where part N lies
+   * (S3 GetObject/HeadObject ?partNumber=N, x-amz-mp-parts-count).
+   */
+  partSizes?: number[];
   /** Commit time, milliseconds since the epoch. */
   committedAt: number;
 }

@@ -298,6 +298,7 @@ export class MultipartUploads {
       allocated: size,
       attrs: { ...defaultAttrs(now), ...options.attrs, ctimeMs: now },
       etag: multipartEtag(chosen.map((p) => p.etag)),
+      partSizes: chosen.map((p) => p.size),
       committedAt: now,
     };
     if (upload.contentType) draft.contentType = upload.contentType;

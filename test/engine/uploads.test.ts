@@ -77,6 +77,11 @@ for (const kind of ['memory', 'sqlite'] as const) {
     t.equal(record.etag, multipartEtag(parts.map(md5)));
     t.match(record.etag, /^[0-9a-f]{32}-3$/);
     t.equal(record.contentType, 'application/x-test');
+    t.same(
+      record.partSizes,
+      parts.map((p) => p.length),
+      'part sizes, for ?partNumber=N',
+    );
     for (const [window, layers] of windowLayers(record)) {
       for (const { extent } of layers) {
         t.ok(
