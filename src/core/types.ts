@@ -93,6 +93,16 @@ export interface ObjectRecord {
   /** user.* extended attributes, values base64. */
   xattrs?: Record<string, string>;
   contentType?: string;
+  /**
+   * The S3 ETag, when the writer computed one: the MD5 (hex) of a single
+   * PUT's body, `md5(part md5s)-N` for a completed multipart upload.
+   */
+  etag?: string;
+  /**
+   * A completed multipart upload's part sizes, in order: where part N lies
+   * (S3 GetObject/HeadObject ?partNumber=N, x-amz-mp-parts-count).
+   */
+  partSizes?: number[];
   /** Commit time, milliseconds since the epoch. */
   committedAt: number;
 }
@@ -121,6 +131,42 @@ export interface BucketRecord {
   chunkSize: number;
   /** POSIX attributes of the bucket's folder on the mount. */
   attrs: ObjectAttrs;
+}
+
+/**
+ * A multipart upload in progress: parts are recorded one by one and become one
+ * object at completion. Its parts' chunks are referenced by it, as a version's
+ * are by the version, until it is completed, aborted or expires.
+ */
+export interface UploadRecord {
+  /** Initiation time (hex) then random hex: sorting by id sorts one key's uploads oldest first. */
+  id: string;
+  bucket: string;
+  /** BucketRecord.id of the bucket at creation: one deleted and re-created under the name is not this upload's. */
+  bucketId?: string;
+  key: string;
+  /** Milliseconds since the epoch. */
+  initiated: number;
+  /** When a part was last recorded (or the upload created): gc aborts uploads untouched for too long. */
+  touchedAt: number;
+  contentType?: string;
+  /** user.* extended attributes (S3 user metadata) the object gets, values base64. */
+  xattrs?: Record<string, string>;
+}
+
+/** One recorded part of an upload: its chunks are cut at the bucket's chunk size from the part's first byte. */
+export interface PartRecord {
+  uploadId: string;
+  /** 1 to 10,000. */
+  partNumber: number;
+  /** Plaintext bytes. */
+  size: number;
+  /** MD5 (hex) of the part's plaintext. */
+  etag: string;
+  chunkSize: number;
+  chunks: ChunkRef[];
+  /** Milliseconds since the epoch. */
+  uploadedAt: number;
 }
 
 /** A chunk no version references any more, waiting for its grace period to pass. */
