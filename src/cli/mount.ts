@@ -29,14 +29,16 @@ import {
 import { Lilio } from '../engine/lilio.js';
 import { ErrnoError } from '../fs/errno.js';
 import { clearStaleMount, isFuseMounted, mountLilio } from '../fs/mount.js';
+import type { Logger } from '../log/logger.js';
 import { PrometheusFuseMetrics } from '../metrics/fuse.js';
 import { PrometheusCollector } from '../metrics/prometheus.js';
 import { serveMetrics } from '../server/metrics-http.js';
 import { configFrom, refuseEndpoint } from './context.js';
 import { localFileError } from './local-errors.js';
+import { addLogOptions, defaultMountLog, type LogFlags, logOptions, openProcessLog } from './logging.js';
 import { parsePort } from './options.js';
 
-interface MountFlags {
+interface MountFlags extends LogFlags {
   metricsPort?: string;
   metricsHost: string;
   readOnly?: boolean;
@@ -106,9 +108,30 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
   const cacheSize = cacheSizeOption(flags);
   if (cacheSize !== undefined) config.cache.size = cacheSize;
   const metricsPort = metricsPortOption(flags);
+  const log = openProcessLog('mount', flags, config.logging);
+  const logger = log.logger;
+  try {
+    await serveMount(mountpoint, flags, config, fuse, metricsPort, logger);
+  } catch (err) {
+    // The log says why the mount ended too, not only the terminal (or the starting process) that saw it.
+    logger.error({ err }, `mount of ${resolve(mountpoint)} failed: ${describeError(err)}`);
+    throw err;
+  } finally {
+    log.close();
+  }
+}
+
+async function serveMount(
+  mountpoint: string,
+  flags: MountFlags,
+  config: ReturnType<typeof configFrom>,
+  fuse: 'libfuse' | 'native',
+  metricsPort: number | undefined,
+  logger: Logger,
+): Promise<void> {
   const collector = new PrometheusCollector();
   const fuseMetrics = new PrometheusFuseMetrics(collector.registry);
-  const lilio = await Lilio.open(config, { collector });
+  const lilio = await Lilio.open(config, { collector, logger });
   let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   let mounted: Awaited<ReturnType<typeof mountLilio>>;
   try {
@@ -124,8 +147,8 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
       onError: (op, err) => {
         if (err instanceof ErrnoError) return;
         if (!(err instanceof LilioError) || LOGGED_CODES.has(err.code)) {
-          process.stderr.write(`lilio mount: ${op}: ${describeError(err)}\n`);
-        }
+          logger.error({ op, code: err instanceof LilioError ? err.code : undefined }, `${op}: ${describeError(err)}`);
+        } else logger.debug({ op, code: err.code }, `${op}: ${describeError(err)}`);
       },
     });
   } catch (err) {
@@ -136,10 +159,11 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
   lilio.startBackgroundGc();
   const pidFile = pidFileFor(mounted.mountpoint);
   writeFileSync(pidFile, `${process.pid}\n`);
-  process.stderr.write(
-    `lilio: mounted ${mounted.mountpoint} (${config.source}, N=${config.quorum.n} W=${config.quorum.w} R=${config.quorum.r}${
+  logger.info(
+    { mountpoint: mounted.mountpoint, config: config.source, pid: process.pid },
+    `mounted ${mounted.mountpoint} (${config.source}, N=${config.quorum.n} W=${config.quorum.w} R=${config.quorum.r}${
       metricsServer ? `, metrics on ${flags.metricsHost}:${flags.metricsPort}` : ''
-    })\n`,
+    })`,
   );
 
   await new Promise<void>((resolveRun) => {
@@ -148,19 +172,18 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
       if (stopping) return;
       stopping = true;
       clearInterval(watcher);
-      process.stderr.write(`lilio: ${why}: flushing and unmounting ${mounted.mountpoint}\n`);
+      logger.info(`${why}: flushing and unmounting ${mounted.mountpoint}`);
       const failures = await mounted.unmount();
       const counts = mounted.requestCounts?.();
-      if (counts && process.env.LILIO_FUSE_COUNTS) {
-        process.stderr.write(`lilio: FUSE requests ${JSON.stringify(counts)}\n`);
-      }
+      if (counts && process.env.LILIO_FUSE_COUNTS) logger.info({ counts }, `FUSE requests ${JSON.stringify(counts)}`);
       if (failures > 0) {
-        process.stderr.write(`lilio: ${failures} file(s) could not be committed; their previous versions are intact\n`);
+        logger.error({ failures }, `${failures} file(s) could not be committed; their previous versions are intact`);
         process.exitCode = 1;
       }
       metricsServer?.close();
-      await lilio.close().catch((err) => process.stderr.write(`lilio: close: ${describeError(err)}\n`));
+      await lilio.close().catch((err) => logger.error({ err }, `close: ${describeError(err)}`));
       rmSync(pidFile, { force: true });
+      logger.info(`unmounted ${mounted.mountpoint}`);
       resolveRun();
       // A native session detached lazily (files still open) keeps a read of /dev/fuse pending,
       // which would keep the process alive: leave once everything above is done.
@@ -206,18 +229,21 @@ function prepareMountpoint(mountpoint: string): void {
     throw new NotEmptyError(`cannot mount on ${target}: the directory is not empty (mount on an empty one)`);
 }
 
-/** Starts the mount in a detached child and returns once the directory is mounted. */
-async function runDetached(mountpoint: string, argv: string[]): Promise<void> {
+/**
+ * Starts the mount in a detached child and returns once the directory is
+ * mounted. The child logs to `logFile`; what it prints outside its log (its
+ * one-line failure, anything native code says) goes to LOG.stderr, emptied
+ * at every start, so a failure is explained by this run's words only.
+ */
+async function runDetached(mountpoint: string, argv: string[], logFile: string): Promise<void> {
   const target = resolve(mountpoint);
-  const logFile = join(tmpdir(), `lilio-mount-${createHash('sha256').update(target).digest('hex').slice(0, 16)}.log`);
-  // The log is appended to across runs: only what this run wrote explains its failure.
-  const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
-  const log = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [...process.execArgv, argv[1]!, ...argv.slice(2), '--foreground'], {
-    detached: true,
-    stdio: ['ignore', log, log],
-  });
-  closeSync(log);
+  mkdirSync(dirname(logFile), { recursive: true });
+  const stderrFile = `${logFile}.stderr`;
+  const output = openSync(stderrFile, 'w', 0o640);
+  const args = [...process.execArgv, argv[1]!, ...argv.slice(2), '--foreground'];
+  if (!argv.includes('--log-file')) args.push('--log-file', logFile);
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', output, output] });
+  closeSync(output);
   let exited = false;
   child.once('exit', () => {
     exited = true;
@@ -226,7 +252,7 @@ async function runDetached(mountpoint: string, argv: string[]): Promise<void> {
   const ok = await waitFor(() => exited || isFuseMounted(target), 30_000);
   if (!ok || exited) {
     if (!exited) child.kill('SIGTERM');
-    const written = readFileSync(logFile).subarray(logStart).toString('utf8').trim().split('\n');
+    const written = readFileSync(stderrFile, 'utf8').trim().split('\n');
     // The child's own one-line error ("lilio: ..."), else its last line.
     const reason =
       [...written]
@@ -254,7 +280,7 @@ async function lazyUnmount(target: string): Promise<void> {
 }
 
 export function registerMountCommands(program: Command): void {
-  program
+  const mount = program
     .command('mount <mountpoint>')
     .description('mount every bucket as a folder of MOUNTPOINT')
     .option('--metrics-port <port>', 'serve Prometheus metrics on this port')
@@ -268,17 +294,21 @@ export function registerMountCommands(program: Command): void {
       'libfuse',
     )
     .option('--no-xattrs', 'no extended attributes (ENOTSUP): `ls -l` then costs one FUSE call per file, not three')
-    .option('-f, --foreground', 'stay in the foreground until unmounted (SIGINT/SIGTERM flush and unmount)')
+    .option('-f, --foreground', 'stay in the foreground until unmounted (SIGINT/SIGTERM flush and unmount)');
+  addLogOptions(mount)
+    .addHelpText('after', '\nIn the background the log goes to $LILIO_HOME/logs/mount-PATH.log unless --log-file says.')
     .action(async (mountpoint: string, flags: MountFlags, command: Command) => {
       // Before touching the mountpoint or detaching: a child would only log the refusal.
       refuseEndpoint(command);
       cacheSizeOption(flags);
       metricsPortOption(flags);
+      const config = configFrom(command);
+      const log = logOptions('mount', flags, config.logging);
       // A mount left by a killed process answers even mkdir with ENOTCONN: clear it first.
       await clearStaleMount(mountpoint);
       prepareMountpoint(mountpoint);
       if (flags.foreground) await runForeground(mountpoint, flags, command);
-      else await runDetached(mountpoint, process.argv);
+      else await runDetached(mountpoint, process.argv, log.file ?? defaultMountLog(config.home, mountpoint));
     });
 
   program

@@ -39,7 +39,7 @@ export async function mountNative(
     maxRead: 1024 * 1024,
     entryTimeout: cacheSeconds,
     attrTimeout: cacheSeconds,
-    log: (line) => process.stderr.write(`lilio: ${line}\n`),
+    log: (line) => lilio.logger.warn(line),
   });
   let unmounted: Promise<number> | undefined;
   return {

@@ -6,6 +6,7 @@ import { defaultAttrs } from '../engine/object-writer.js';
 import { openXattr, resealXattrs, sealXattr } from '../engine/xattrs.js';
 import { DirtyBudget } from './dirty-budget.js';
 import { Errno, ErrnoError } from './errno.js';
+import { HandleTraffic } from './object-traffic.js';
 import { OpenFile, type OpenFileLimits } from './open-file.js';
 import { baseName, type MountPath, parentPrefix, parseMountPath } from './paths.js';
 
@@ -65,6 +66,8 @@ interface Handle {
   file: OpenFile | undefined;
   writable: boolean;
   append: boolean;
+  /** Reads, writes and commits through this descriptor, for the put/get metrics. */
+  traffic: HandleTraffic;
 }
 
 /** What a name inside a bucket is right now. */
@@ -283,12 +286,20 @@ export class Vfs {
   async read(fd: number, target: Buffer, length: number, position: number): Promise<number> {
     const handle = this.handle(fd);
     if (!handle.file) throw new IsDirError('is a directory');
-    return handle.file.read(target, position, length);
+    try {
+      const n = await handle.file.read(target, position, length);
+      handle.traffic.read(n);
+      return n;
+    } catch (err) {
+      handle.traffic.readError(err);
+      throw err;
+    }
   }
 
   async write(fd: number, data: Buffer, length: number, position: number): Promise<number> {
     const handle = this.handle(fd);
     if (!handle.file || !handle.writable) throw new ErrnoError(Errno.EBADF, 'not open for writing');
+    handle.traffic.write();
     await handle.file.write(
       length === data.byteLength ? data : data.subarray(0, length),
       handle.append ? 'end' : position,
@@ -300,7 +311,8 @@ export class Vfs {
   async flush(fd: number): Promise<void> {
     this.listedAttrs.clear();
     const handle = this.handles.get(fd);
-    if (handle?.file?.dirty) await handle.file.commit();
+    const file = handle?.file;
+    if (file?.dirty) await handle!.traffic.put(this.lilio.collector, file.bucket, () => file.commit());
   }
 
   async fsync(fd: number): Promise<void> {
@@ -314,6 +326,7 @@ export class Vfs {
     this.handles.delete(fd);
     const file = handle.file;
     if (!file) return;
+    handle.traffic.closed(this.lilio.collector, file.bucket, file.size);
     file.handles--;
     if (file.handles > 0) return;
     if (file.unlinked) {
@@ -324,7 +337,7 @@ export class Vfs {
     // Until its last commit lands the path is this file: an open meanwhile must join it, not
     // load the version being replaced and commit over this one.
     try {
-      if (file.dirty) await file.commit();
+      if (file.dirty) await handle.traffic.put(this.lilio.collector, file.bucket, () => file.commit());
       // Slices left by small writes are merged now that nobody writes; a failure only leaves them.
       if (file.handles === 0 && !file.unlinked) await file.compact().catch(() => undefined);
     } finally {
@@ -585,7 +598,7 @@ export class Vfs {
   private addHandle(file: OpenFile | undefined, writable: boolean, append: boolean): number {
     const fd = this.nextFd++;
     if (file) file.handles++;
-    this.handles.set(fd, { file, writable, append });
+    this.handles.set(fd, { file, writable, append, traffic: new HandleTraffic() });
     return fd;
   }
 
