@@ -34,6 +34,7 @@ import { PrometheusFuseMetrics } from '../metrics/fuse.js';
 import { PrometheusCollector } from '../metrics/prometheus.js';
 import { serveMetrics } from '../server/metrics-http.js';
 import { configFrom, refuseEndpoint } from './context.js';
+import { logFailure } from './failure.js';
 import { localFileError } from './local-errors.js';
 import { addLogOptions, defaultMountLog, type LogFlags, logOptions, openProcessLog } from './logging.js';
 import { parsePort } from './options.js';
@@ -114,7 +115,7 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
     await serveMount(mountpoint, flags, config, fuse, metricsPort, logger);
   } catch (err) {
     // The log says why the mount ended too, not only the terminal (or the starting process) that saw it.
-    logger.error({ err }, `mount of ${resolve(mountpoint)} failed: ${describeError(err)}`);
+    logFailure(log, `mount of ${resolve(mountpoint)}`, err);
     throw err;
   } finally {
     log.close();

@@ -9,6 +9,7 @@ import { PrometheusNodeMetrics } from '../metrics/node.js';
 import { serveMetrics } from '../server/metrics-http.js';
 import { StorageNode } from '../server/node.js';
 import { TokenSet } from '../server/tokens.js';
+import { logFailure } from './failure.js';
 import { addLogOptions, type LogFlags, openProcessLog } from './logging.js';
 import { parsePort } from './options.js';
 
@@ -44,7 +45,7 @@ async function runNode(flags: NodeFlags): Promise<void> {
   try {
     await serveNode(flags, host, port, metricsPort, flags.tokenFile, log.logger);
   } catch (err) {
-    log.logger.error({ err }, `node failed: ${describeError(err)}`);
+    logFailure(log, 'node', err);
     throw err;
   } finally {
     log.close();

@@ -9,6 +9,7 @@ import { ApiServer } from '../server/api.js';
 import { serveMetrics } from '../server/metrics-http.js';
 import { TokenSet } from '../server/tokens.js';
 import { configFrom, type GlobalOptions } from './context.js';
+import { logFailure } from './failure.js';
 import { addLogOptions, type LogFlags, openProcessLog } from './logging.js';
 import { parsePort } from './options.js';
 
@@ -46,7 +47,7 @@ async function runServer(flags: ServerFlags, command: Command): Promise<void> {
   try {
     await serve(flags, config, tokens, listen, metricsPort, graceSeconds, log.logger);
   } catch (err) {
-    log.logger.error({ err }, `server failed: ${describeError(err)}`);
+    logFailure(log, 'server', err);
     throw err;
   } finally {
     log.close();
