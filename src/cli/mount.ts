@@ -149,7 +149,7 @@ async function serveMount(
         if (err instanceof ErrnoError) return;
         if (!(err instanceof LilioError) || LOGGED_CODES.has(err.code)) {
           logger.error({ op, code: err instanceof LilioError ? err.code : undefined }, `${op}: ${describeError(err)}`);
-        } else logger.debug({ op, code: err.code }, `${op}: ${describeError(err)}`);
+        } else if (logger.isLevelEnabled('debug')) logger.debug({ op, code: err.code }, `${op}: ${describeError(err)}`);
       },
     });
   } catch (err) {

@@ -6,7 +6,7 @@ import { loadMasterKey } from '../config/master-key.js';
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../config/schema.js';
 import { BufferPool, sharedBuffersFor } from '../core/buffer-pool.js';
 import { generateDataKey, unwrapKey, wrapKey } from '../core/crypto.js';
-import { ConflictError, InvalidError, NotFoundError } from '../core/errors.js';
+import { ConflictError, describeError, InvalidError, NotFoundError } from '../core/errors.js';
 import { validateBucketName, validateKey } from '../core/names.js';
 import { HashRing } from '../core/ring.js';
 import type { BucketRecord, ChunkRef, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
@@ -480,16 +480,26 @@ export class Lilio {
   startBackgroundGc(intervalMs = 60_000): void {
     if (this.gcTimer) return;
     // Repairs other processes recorded, or this one's predecessor did not finish.
-    void this.chunks.repairs.load().catch(() => undefined);
-    this.gcTimer = setInterval(() => void this.backgroundGc().catch(() => undefined), intervalMs);
+    void this.chunks.repairs.load().catch((err) => this.logger.warn({ err }, `loading repairs: ${describeError(err)}`));
+    this.gcTimer = setInterval(
+      () =>
+        void this.backgroundGc().catch((err) =>
+          this.logger.warn({ err }, `background garbage collection failed: ${describeError(err)}`),
+        ),
+      intervalMs,
+    );
     this.gcTimer.unref();
   }
 
   private async backgroundGc(): Promise<void> {
-    await this.collectGarbage();
+    const { deleted, retried } = await this.collectGarbage();
+    if (deleted > 0 || retried > 0)
+      this.logger.info({ deleted, retried }, `garbage collection deleted ${deleted} chunk(s), ${retried} to retry`);
     if (Date.now() - this.lastRepairLoad >= REPAIR_LOAD_INTERVAL_MS) {
       this.lastRepairLoad = Date.now();
-      await this.chunks.repairs.load().catch(() => undefined);
+      await this.chunks.repairs
+        .load()
+        .catch((err) => this.logger.warn({ err }, `loading repairs: ${describeError(err)}`));
     }
     if (Date.now() - this.lastTemporarySweep >= TEMPORARY_SWEEP_INTERVAL_MS) {
       this.lastTemporarySweep = Date.now();
