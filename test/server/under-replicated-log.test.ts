@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { pattern } from '../fixtures/engine.js';
@@ -11,6 +11,17 @@ t.test('the server logs a put that left chunks under-replicated', async (t) => {
   const server = await startServer(t);
   t.equal((await server.fetch('/photos', { method: 'PUT' })).status, 201);
   t.equal((await server.fetch('/photos/ok.bin', { method: 'PUT', body: pattern(2 * 1024 * 1024, 1) })).status, 200);
+  // Its third replicas may land after the answer (quorum is 2 of 3): wait for them before breaking that backend.
+  const stored = (dir: string): number =>
+    readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && !e.name.includes('.tmp'))
+      .length;
+  const placed = (await (await server.fetch('/photos/ok.bin?stat')).json()) as {
+    chunks: Array<{ replicas: string[] }>;
+  };
+  const onThird = placed.chunks.filter((c) => c.replicas.includes('local-3')).length;
+  for (let waited = 0; stored(join(server.home, 'data', '3')) < onThird && waited < 10_000; waited += 50) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
 
   // The embedded default's third backend breaks: its directory becomes a file.
   rmSync(join(server.home, 'data', '3'), { recursive: true, force: true });
