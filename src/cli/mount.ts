@@ -161,7 +161,7 @@ async function serveMount(
   const pidFile = pidFileFor(mounted.mountpoint);
   writeFileSync(pidFile, `${process.pid}\n`);
   logger.info(
-    { mountpoint: mounted.mountpoint, config: config.source, pid: process.pid },
+    { mountpoint: mounted.mountpoint, config: config.source },
     `mounted ${mounted.mountpoint} (${config.source}, N=${config.quorum.n} W=${config.quorum.w} R=${config.quorum.r}${
       metricsServer ? `, metrics on ${flags.metricsHost}:${flags.metricsPort}` : ''
     })`,
