@@ -1,5 +1,6 @@
 import { CommanderError } from 'commander';
 import { describeError, LilioError, UsageError } from '../core/errors.js';
+import type { Logger } from '../log/logger.js';
 import { describeSystemError, systemErrorCode } from './local-errors.js';
 
 /**
@@ -43,6 +44,21 @@ function say(message: string): void {
 /** Whether a write failed because the reader of stdout went away. */
 export function isBrokenPipe(err: unknown): boolean {
   return systemErrorCode(err) === 'EPIPE';
+}
+
+/** What a failure is called in one line: our words for a local system error, else its message. */
+export function describeFailure(err: unknown): string {
+  if (err instanceof LilioError) return err.message;
+  if (systemErrorCode(err) !== undefined) return describeSystemError(err as NodeJS.ErrnoException);
+  return describeError(err);
+}
+
+/**
+ * Records a failure that ends a long-running process in its log file too, where an operator
+ * looks later; on stderr the one line reportFailure prints is enough.
+ */
+export function logFailure(log: { logger: Logger; destination: string }, what: string, err: unknown): void {
+  if (log.destination !== 'stderr') log.logger.error({ err }, `${what} failed: ${describeFailure(err)}`);
 }
 
 /** Prints what went wrong and returns the exit status. */

@@ -30,16 +30,19 @@ import {
 import { Lilio } from '../engine/lilio.js';
 import { ErrnoError } from '../fs/errno.js';
 import { clearStaleMount, isFuseMounted, mountLilio, type UnmountMode } from '../fs/mount.js';
+import type { Logger } from '../log/logger.js';
 import { PrometheusFuseMetrics } from '../metrics/fuse.js';
 import { PrometheusCollector } from '../metrics/prometheus.js';
 import { serveMetrics } from '../server/metrics-http.js';
 import { configFrom, refuseEndpoint } from './context.js';
+import { logFailure } from './failure.js';
 import { invocation } from './invocation.js';
 import { localFileError } from './local-errors.js';
+import { addLogOptions, defaultMountLog, type LogFlags, logOptions, openProcessLog } from './logging.js';
 import { parsePort } from './options.js';
 import { askControl, serveControl } from './umount-control.js';
 
-interface MountFlags {
+interface MountFlags extends LogFlags {
   metricsPort?: string;
   metricsHost: string;
   readOnly?: boolean;
@@ -117,9 +120,30 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
   const cacheSize = cacheSizeOption(flags);
   if (cacheSize !== undefined) config.cache.size = cacheSize;
   const metricsPort = metricsPortOption(flags);
+  const log = openProcessLog('mount', flags, config.logging);
+  const logger = log.logger;
+  try {
+    await serveMount(mountpoint, flags, config, fuse, metricsPort, logger);
+  } catch (err) {
+    // The log says why the mount ended too, not only the terminal (or the starting process) that saw it.
+    logFailure(log, `mount of ${resolve(mountpoint)}`, err);
+    throw err;
+  } finally {
+    log.close();
+  }
+}
+
+async function serveMount(
+  mountpoint: string,
+  flags: MountFlags,
+  config: ReturnType<typeof configFrom>,
+  fuse: 'libfuse' | 'native',
+  metricsPort: number | undefined,
+  logger: Logger,
+): Promise<void> {
   const collector = new PrometheusCollector();
   const fuseMetrics = new PrometheusFuseMetrics(collector.registry);
-  const lilio = await Lilio.open(config, { collector });
+  const lilio = await Lilio.open(config, { collector, logger });
   let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   let mounted: Awaited<ReturnType<typeof mountLilio>>;
   try {
@@ -135,8 +159,8 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
       onError: (op, err) => {
         if (err instanceof ErrnoError) return;
         if (!(err instanceof LilioError) || LOGGED_CODES.has(err.code)) {
-          process.stderr.write(`lilio mount: ${op}: ${describeError(err)}\n`);
-        }
+          logger.error({ op, code: err instanceof LilioError ? err.code : undefined }, `${op}: ${describeError(err)}`);
+        } else if (logger.isLevelEnabled('debug')) logger.debug({ op, code: err.code }, `${op}: ${describeError(err)}`);
       },
     });
   } catch (err) {
@@ -147,8 +171,9 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
   lilio.startBackgroundGc();
   const pidFile = pidFileFor(mounted.mountpoint);
   writeFileSync(pidFile, `${process.pid}\n`);
-  const log = (line: string) => process.stderr.write(`lilio: ${line}\n`);
-  log(
+  const log = (line: string) => logger.info(line);
+  logger.info(
+    { mountpoint: mounted.mountpoint, config: config.source },
     `mounted ${mounted.mountpoint} (${config.source}, N=${config.quorum.n} W=${config.quorum.w} R=${config.quorum.r}${
       metricsServer ? `, metrics on ${flags.metricsHost}:${flags.metricsPort}` : ''
     })`,
@@ -183,16 +208,16 @@ async function runForeground(mountpoint: string, flags: MountFlags, command: Com
       const counts = mounted.requestCounts?.();
       if (counts && process.env.LILIO_FUSE_COUNTS) log(`FUSE requests ${JSON.stringify(counts)}`);
       for (const path of report.left) {
-        log(`left ${path} at its last committed version: it was still open for writing (uncommitted changes dropped)`);
+        logger.warn(`left ${path} at its last committed version: it was still open for writing (uncommitted changes dropped)`);
       }
       if (report.failed.length > 0) {
-        log(
+        logger.error(
           `${report.failed.length} file(s) could not be committed; their previous versions are intact: ${report.failed.join(', ')}`,
         );
         process.exitCode = 1;
       }
       metricsServer?.close();
-      await lilio.close().catch((err) => log(`close: ${describeError(err)}`));
+      await lilio.close().catch((err) => logger.error({ err }, `close: ${describeError(err)}`));
       rmSync(pidFile, { force: true });
       log(`unmounted ${mounted.mountpoint}`);
       resolveRun();
@@ -257,18 +282,21 @@ function prepareMountpoint(mountpoint: string): void {
     throw new NotEmptyError(`cannot mount on ${target}: the directory is not empty (mount on an empty one)`);
 }
 
-/** Starts the mount in a detached child and returns once the directory is mounted. */
-async function runDetached(mountpoint: string, argv: string[]): Promise<void> {
+/**
+ * Starts the mount in a detached child and returns once the directory is
+ * mounted. The child logs to `logFile`; what it prints outside its log (its
+ * one-line failure, anything native code says) goes to LOG.stderr, emptied
+ * at every start, so a failure is explained by this run's words only.
+ */
+async function runDetached(mountpoint: string, argv: string[], logFile: string): Promise<void> {
   const target = resolve(mountpoint);
-  const logFile = join(tmpdir(), `lilio-mount-${createHash('sha256').update(target).digest('hex').slice(0, 16)}.log`);
-  // The log is appended to across runs: only what this run wrote explains its failure.
-  const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
-  const log = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [...process.execArgv, argv[1]!, ...argv.slice(2), '--foreground'], {
-    detached: true,
-    stdio: ['ignore', log, log],
-  });
-  closeSync(log);
+  mkdirSync(dirname(logFile), { recursive: true });
+  const stderrFile = `${logFile}.stderr`;
+  const output = openSync(stderrFile, 'w', 0o640);
+  const args = [...process.execArgv, argv[1]!, ...argv.slice(2), '--foreground'];
+  if (!argv.includes('--log-file')) args.push('--log-file', logFile);
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', output, output] });
+  closeSync(output);
   let exited = false;
   child.once('exit', () => {
     exited = true;
@@ -277,7 +305,7 @@ async function runDetached(mountpoint: string, argv: string[]): Promise<void> {
   const ok = await waitFor(() => exited || isFuseMounted(target), 30_000);
   if (!ok || exited) {
     if (!exited) child.kill('SIGTERM');
-    const written = readFileSync(logFile).subarray(logStart).toString('utf8').trim().split('\n');
+    const written = readFileSync(stderrFile, 'utf8').trim().split('\n');
     // The child's own one-line error ("lilio: ..."), else its last line.
     const reason =
       [...written]
@@ -305,7 +333,7 @@ async function lazyUnmount(target: string): Promise<void> {
 }
 
 export function registerMountCommands(program: Command): void {
-  program
+  const mount = program
     .command('mount <mountpoint>')
     .description('mount every bucket as a folder of MOUNTPOINT')
     .option('--metrics-port <port>', 'serve Prometheus metrics on this port')
@@ -319,17 +347,21 @@ export function registerMountCommands(program: Command): void {
       'libfuse',
     )
     .option('--no-xattrs', 'no extended attributes (ENOTSUP): `ls -l` then costs one FUSE call per file, not three')
-    .option('-f, --foreground', 'stay in the foreground until unmounted (SIGINT/SIGTERM flush and unmount)')
+    .option('-f, --foreground', 'stay in the foreground until unmounted (SIGINT/SIGTERM flush and unmount)');
+  addLogOptions(mount)
+    .addHelpText('after', '\nIn the background the log goes to $LILIO_HOME/logs/mount-PATH.log unless --log-file says.')
     .action(async (mountpoint: string, flags: MountFlags, command: Command) => {
       // Before touching the mountpoint or detaching: a child would only log the refusal.
       refuseEndpoint(command);
       cacheSizeOption(flags);
       metricsPortOption(flags);
+      const config = configFrom(command);
+      const log = logOptions('mount', flags, config.logging);
       // A mount left by a killed process answers even mkdir with ENOTCONN: clear it first.
       await clearStaleMount(mountpoint);
       prepareMountpoint(mountpoint);
       if (flags.foreground) await runForeground(mountpoint, flags, command);
-      else await runDetached(mountpoint, invocation.argv);
+      else await runDetached(mountpoint, invocation.argv, log.file ?? defaultMountLog(config.home, mountpoint));
     });
 
   program

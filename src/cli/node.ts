@@ -4,10 +4,13 @@ import type { Command } from 'commander';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { LocalBackend } from '../backends/local.js';
 import { ConfigError, describeError, UsageError } from '../core/errors.js';
+import type { Logger } from '../log/logger.js';
 import { PrometheusNodeMetrics } from '../metrics/node.js';
 import { serveMetrics } from '../server/metrics-http.js';
 import { StorageNode } from '../server/node.js';
 import { TokenSet } from '../server/tokens.js';
+import { logFailure } from './failure.js';
+import { addLogOptions, type LogFlags, openProcessLog } from './logging.js';
 import { parsePort } from './options.js';
 
 /**
@@ -16,7 +19,7 @@ import { parsePort } from './options.js';
  */
 const TEMP_FILE_AGE_MS = 10 * 60_000;
 
-interface NodeFlags {
+interface NodeFlags extends LogFlags {
   dir: string;
   listen: string;
   /** Also a global option (the CLI's --endpoint token): read with optsWithGlobals. */
@@ -38,10 +41,29 @@ async function runNode(flags: NodeFlags): Promise<void> {
   const { host, port } = parseListen(flags.listen);
   const metricsPort = flags.metricsPort === undefined ? undefined : parsePort(flags.metricsPort, '--metrics-port');
   if (!flags.tokenFile) throw new UsageError('lilio node needs --token-file FILE (the bearer token clients send)');
-  const tokenFile = resolve(flags.tokenFile);
+  const log = openProcessLog('node', flags);
+  try {
+    await serveNode(flags, host, port, metricsPort, flags.tokenFile, log.logger);
+  } catch (err) {
+    logFailure(log, 'node', err);
+    throw err;
+  } finally {
+    log.close();
+  }
+}
+
+async function serveNode(
+  flags: NodeFlags,
+  host: string,
+  port: number,
+  metricsPort: number | undefined,
+  tokenPath: string,
+  logger: Logger,
+): Promise<void> {
+  const tokenFile = resolve(tokenPath);
   const tokens = TokenSet.fromFile(tokenFile);
   if ((statSync(tokenFile).mode & 0o077) !== 0) {
-    process.stderr.write(`lilio node: warning: ${tokenFile} is readable by other users (chmod 600 it)\n`);
+    logger.warn({ tokenFile }, `${tokenFile} is readable by other users (chmod 600 it)`);
   }
   const dir = resolve(flags.dir);
   const backend = new LocalBackend({ name: 'node', path: dir, fsync: flags.fsync ?? false });
@@ -62,26 +84,29 @@ async function runNode(flags: NodeFlags): Promise<void> {
         })
       : undefined;
   const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  process.stderr.write(
-    `lilio node: serving ${dir} on http://${shown}:${address.port}${
+  logger.info(
+    { dir, url: `http://${shown}:${address.port}` },
+    `serving ${dir} on http://${shown}:${address.port}${
       metricsServer ? ` (metrics on ${flags.metricsHost}:${flags.metricsPort})` : ''
-    }\n`,
+    }`,
   );
 
   // Writes cut short by a crash of an earlier run left temporary files: clear them in the background.
   backend.sweepTemporaryFiles(TEMP_FILE_AGE_MS).then(
     (removed) => {
-      if (removed > 0)
-        process.stderr.write(`lilio node: removed ${removed} temporary file(s) left by an earlier run\n`);
+      if (removed > 0) logger.info({ removed }, `removed ${removed} temporary file(s) left by an earlier run`);
     },
-    (err: unknown) => process.stderr.write(`lilio node: cannot sweep temporary files: ${describeError(err)}\n`),
+    (err: unknown) => logger.warn({ err }, `cannot sweep temporary files: ${describeError(err)}`),
   );
 
   await new Promise<void>((done) => {
     const stop = (why: string) => {
-      process.stderr.write(`lilio node: ${why}: finishing requests in progress\n`);
+      logger.info(`${why}: finishing requests in progress`);
       metricsServer?.close();
-      node.close().then(done, done);
+      node.close().then(() => {
+        logger.info('node stopped');
+        done();
+      }, done);
     };
     process.once('SIGINT', () => stop('interrupted'));
     process.once('SIGTERM', () => stop('terminated'));
@@ -89,7 +114,7 @@ async function runNode(flags: NodeFlags): Promise<void> {
 }
 
 export function registerNodeCommand(program: Command): void {
-  program
+  const node = program
     .command('node')
     .description('serve a directory as a storage node that other Lilio processes use as an "http" backend')
     .requiredOption('--dir <dir>', 'directory that holds the chunks (created if missing)')
@@ -97,8 +122,8 @@ export function registerNodeCommand(program: Command): void {
     .option('--token-file <file>', 'file holding the bearer tokens clients must send, one per line (required)')
     .option('--metrics-port <port>', 'serve Prometheus metrics on this port')
     .option('--metrics-host <host>', 'address for the metrics server', '127.0.0.1')
-    .option('--fsync', 'fsync every chunk before acknowledging it (survives power loss; slower)')
-    .action(async (_flags: NodeFlags, command: Command) => {
-      await runNode(command.optsWithGlobals<NodeFlags>());
-    });
+    .option('--fsync', 'fsync every chunk before acknowledging it (survives power loss; slower)');
+  addLogOptions(node).action(async (_flags: NodeFlags, command: Command) => {
+    await runNode(command.optsWithGlobals<NodeFlags>());
+  });
 }

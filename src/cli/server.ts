@@ -2,15 +2,18 @@ import type { AddressInfo } from 'node:net';
 import type { Command } from 'commander';
 import { describeError, UsageError } from '../core/errors.js';
 import { Lilio } from '../engine/lilio.js';
+import type { Logger } from '../log/logger.js';
 import { PrometheusHttpMetrics } from '../metrics/http.js';
 import { PrometheusCollector } from '../metrics/prometheus.js';
 import { ApiServer } from '../server/api.js';
 import { serveMetrics } from '../server/metrics-http.js';
 import { TokenSet } from '../server/tokens.js';
 import { configFrom, type GlobalOptions } from './context.js';
+import { logFailure } from './failure.js';
+import { addLogOptions, type LogFlags, openProcessLog } from './logging.js';
 import { parsePort } from './options.js';
 
-interface ServerFlags {
+interface ServerFlags extends LogFlags {
   listen: string;
   metricsPort?: string;
   metricsHost?: string;
@@ -40,13 +43,32 @@ async function runServer(flags: ServerFlags, command: Command): Promise<void> {
   if (!Number.isFinite(graceSeconds) || graceSeconds < 0)
     throw new UsageError(`--grace: "${flags.grace}" is not seconds`);
   const config = configFrom(command);
+  const log = openProcessLog('server', flags, config.logging);
+  try {
+    await serve(flags, config, tokens, listen, metricsPort, graceSeconds, log.logger);
+  } catch (err) {
+    logFailure(log, 'server', err);
+    throw err;
+  } finally {
+    log.close();
+  }
+}
 
+async function serve(
+  flags: ServerFlags,
+  config: ReturnType<typeof configFrom>,
+  tokens: TokenSet,
+  listen: { host: string; port: number },
+  metricsPort: number | undefined,
+  graceSeconds: number,
+  logger: Logger,
+): Promise<void> {
   const collector = new PrometheusCollector();
-  const lilio = await Lilio.open(config, { collector });
+  const lilio = await Lilio.open(config, { collector, logger });
   const api = new ApiServer(lilio, {
     tokens,
     metrics: new PrometheusHttpMetrics(collector.registry),
-    log: (line) => process.stderr.write(`lilio server: ${line}\n`),
+    log: (line) => logger.warn(line),
   });
   let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   let address: AddressInfo;
@@ -64,10 +86,11 @@ async function runServer(flags: ServerFlags, command: Command): Promise<void> {
   collector.setGarbageBacklog(await lilio.meta.garbageCount());
   collector.setLiveSessions((await lilio.meta.listSessions()).length);
   const metricsAddress = metricsServer?.address() as AddressInfo | undefined;
-  process.stderr.write(
-    `lilio: serving ${url(address)} (${config.source}, N=${config.quorum.n} W=${config.quorum.w} R=${config.quorum.r}${
+  logger.info(
+    { url: url(address), config: config.source },
+    `serving ${url(address)} (${config.source}, N=${config.quorum.n} W=${config.quorum.w} R=${config.quorum.r}${
       metricsAddress ? `, metrics on ${url(metricsAddress)}/metrics` : ''
-    })\n`,
+    })`,
   );
 
   await new Promise<void>((resolve) => {
@@ -75,11 +98,11 @@ async function runServer(flags: ServerFlags, command: Command): Promise<void> {
     const stop = async (why: string) => {
       if (stopping) return;
       stopping = true;
-      process.stderr.write(`lilio: ${why}: finishing requests in progress (up to ${graceSeconds} s)\n`);
+      logger.info(`${why}: finishing requests in progress (up to ${graceSeconds} s)`);
       await api.close(graceSeconds * 1000);
       metricsServer?.close();
-      await lilio.close().catch((err) => process.stderr.write(`lilio: close: ${describeError(err)}\n`));
-      process.stderr.write('lilio: server stopped\n');
+      await lilio.close().catch((err) => logger.error({ err }, `close: ${describeError(err)}`));
+      logger.info('server stopped');
       resolve();
     };
     process.once('SIGINT', () => void stop('interrupted'));
@@ -88,13 +111,13 @@ async function runServer(flags: ServerFlags, command: Command): Promise<void> {
 }
 
 export function registerServerCommand(program: Command): void {
-  program
+  const server = program
     .command('server')
     .description('serve the HTTP API over the configured stores (bearer tokens from --token-file)')
     .option('--listen <host:port>', 'address of the API', '127.0.0.1:8080')
     .option('--metrics-port <port>', 'serve Prometheus metrics on this port (GET /metrics)')
     .option('--metrics-host <host>', 'address of the metrics endpoint (default: the --listen host)')
     .option('--token-file <file>', 'bearer tokens the API accepts, one per line (required)')
-    .option('--grace <seconds>', 'on SIGTERM, how long requests in progress may take to finish', '10')
-    .action((flags: ServerFlags, command: Command) => runServer(flags, command));
+    .option('--grace <seconds>', 'on SIGTERM, how long requests in progress may take to finish', '10');
+  addLogOptions(server).action((flags: ServerFlags, command: Command) => runServer(flags, command));
 }

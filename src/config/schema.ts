@@ -254,6 +254,19 @@ export const configSchema = z
       })
       .default({ ttlSeconds: 60 }),
     cache: z.strictObject({ size: size.default(256 * MiB) }).default({ size: 256 * MiB }),
+    /** Logs of long-running processes (mount, server); --log-* flags win over these. */
+    logging: z
+      .strictObject({
+        level: z.enum(['error', 'warn', 'info', 'debug']).optional(),
+        format: z.enum(['text', 'json']).optional(),
+        /** Log to this file instead of stderr (a background mount: default $LILIO_HOME/logs/mount-PATH.log). */
+        file: z.string().min(1).optional(),
+        /** The file is rotated past this size... */
+        maxSize: size.refine((n) => n >= 64 * KiB, { message: 'must be at least 64 KiB' }).default(10 * MiB),
+        /** ...and this many rotated files are kept (FILE.1 ... FILE.N). */
+        keep: z.number().int().min(0).max(100).default(3),
+      })
+      .default({ maxSize: 10 * MiB, keep: 3 }),
   })
   .superRefine((config, ctx) => {
     const { n, w, r } = config.quorum;

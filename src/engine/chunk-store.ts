@@ -11,6 +11,7 @@ import type { BackendSet } from './backend-set.js';
 import { ChunkCodec } from './chunk-codec.js';
 import type { RepairStore } from './repair-ledger.js';
 import { RepairQueue } from './repair-queue.js';
+import { ReplicaShortfalls } from './replica-shortfall.js';
 import { readVerified, writeReplicas } from './replication.js';
 
 /** A bucket as the data path needs it: its record and, when encrypted, its unwrapped data key. */
@@ -48,6 +49,8 @@ export interface SealedChunk {
  */
 export class ChunkStore {
   readonly repairs: RepairQueue;
+  /** Chunks whose write missed replicas, until the commit that uses them reports it. */
+  readonly shortfalls = new ReplicaShortfalls();
   private readonly cache: LRUCache<string, Buffer> | undefined;
   private readonly fetching = new Map<string, Promise<Buffer>>();
   private readonly inFlight: Semaphore;
@@ -107,7 +110,10 @@ export class ChunkStore {
         chunk,
         sealed.stored,
         this.options.w,
-        (c, backend, reason) => this.repairs.add(c, backend, reason),
+        (c, backend, reason) => {
+          this.shortfalls.missedReplica(c.id, backend, reason.replace(/^write failed: /, ''));
+          this.repairs.add(c, backend, reason);
+        },
       );
       return { chunk, replicated };
     })();
@@ -129,6 +135,7 @@ export class ChunkStore {
     settled.catch(() => undefined);
     ref.catch(() => undefined);
     this.unsettled.add(settled);
+    this.shortfalls.replicate(id, settled);
     void settled.finally(() => this.unsettled.delete(settled)).catch(() => undefined);
     return { ref, settled };
   }
@@ -177,6 +184,7 @@ export class ChunkStore {
   /** Deletes every replica; resolves with the backends that could not delete it. */
   async delete(chunk: ChunkRef): Promise<string[]> {
     this.cache?.delete(chunk.id);
+    this.shortfalls.forget(chunk.id);
     const failed: string[] = [];
     await Promise.all(
       chunk.replicas.map((name) => this.backends.delete(name, chunk.id).catch(() => void failed.push(name))),

@@ -6,10 +6,11 @@ import { loadMasterKey } from '../config/master-key.js';
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../config/schema.js';
 import { BufferPool, sharedBuffersFor } from '../core/buffer-pool.js';
 import { generateDataKey, unwrapKey, wrapKey } from '../core/crypto.js';
-import { ConflictError, InvalidError, NotFoundError } from '../core/errors.js';
+import { ConflictError, describeError, InvalidError, NotFoundError } from '../core/errors.js';
 import { validateBucketName, validateKey } from '../core/names.js';
 import { HashRing } from '../core/ring.js';
 import type { BucketRecord, ChunkRef, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
+import { commandLogger, type Logger } from '../log/logger.js';
 import { sameBucket } from '../meta/commit-rules.js';
 import { openMetadataStore } from '../meta/index.js';
 import type { Expect, ListOptions, ListPage, MetadataStore } from '../meta/store.js';
@@ -22,6 +23,7 @@ import { CommitOutcomes } from './commit-outcome.js';
 import { ObjectReader } from './object-reader.js';
 import { type CommitOptions, defaultAttrs, ObjectWriter, type WriterDeps } from './object-writer.js';
 import { MultipartUploads } from './uploads.js';
+import { describeMissed } from './replica-shortfall.js';
 import { openXattrs } from './xattrs.js';
 
 /** Attribute updates of one bucket racing with others: retried this often, then the conflict is reported. */
@@ -45,6 +47,8 @@ export interface OpenOptions {
   commitReadBackMs?: number;
   /** What this process is, as `lilio status` lists its session; default: its command line. */
   role?: string;
+  /** Where the engine's warnings go; default: "lilio: warning: ..." on stderr, as a CLI command prints. */
+  logger?: Logger;
 }
 
 /** Long enough for an etcd leader election or a restarted member; a close(2) waits this long at worst. */
@@ -78,6 +82,8 @@ export class Lilio {
   readonly uploads: MultipartUploads;
   /** Every object commit, delete and rename goes through it: see commit-outcome.ts. */
   private readonly outcomes: CommitOutcomes;
+  /** Reports of commits whose chunks missed replicas, still waiting for the last replica writes. */
+  private readonly shortfallReports = new Set<Promise<void>>();
 
   private constructor(
     readonly config: Config,
@@ -86,6 +92,7 @@ export class Lilio {
     readonly collector: Collector,
     commitReadBackMs: number,
     role: string,
+    readonly logger: Logger,
   ) {
     this.outcomes = new CommitOutcomes(meta, { budgetMs: commitReadBackMs });
     this.ring = new HashRing(
@@ -106,7 +113,11 @@ export class Lilio {
       chunksInFlightTotal: config.writes.chunksInFlightTotal,
       repairStore: meta,
     });
-    this.session = new EngineSession(meta, { ttlMs: config.sessions.ttlSeconds * 1000, role });
+    this.session = new EngineSession(meta, {
+      ttlMs: config.sessions.ttlSeconds * 1000,
+      role,
+      log: (message) => logger.warn(message),
+    });
     this.chunks.onSealed = (chunk) => this.session.noteSealed(chunk);
     this.writerDeps = {
       chunks: this.chunks,
@@ -148,6 +159,7 @@ export class Lilio {
       options.collector ?? new NoopCollector(),
       options.commitReadBackMs ?? COMMIT_READ_BACK_MS,
       role,
+      options.logger ?? commandLogger(),
     );
   }
 
@@ -392,9 +404,32 @@ export class Lilio {
     validateKey(draft.key);
     // Holds queued for these chunks land first: a hold written after the commit would outlive it.
     await this.session.settle(draft.chunks);
-    return this.timedMeta('putObject', () =>
+    const record = await this.timedMeta('putObject', () =>
       this.outcomes.put(draft, expect, fresh, (queued) => this.session.discarded(queued)),
     );
+    if (fresh.length > 0) this.reportShortfall(record, fresh);
+    return record;
+  }
+
+  /**
+   * Warns when a version just committed holds chunks that missed replicas
+   * (a backend down or failing): the put succeeded on W, and repair will copy
+   * the rest, but until then one more failure may lose data. Runs once the
+   * chunks' last replica writes finish, without holding the commit back;
+   * close() waits for it, so a CLI put prints it before it exits.
+   */
+  private reportShortfall(record: ObjectRecord, fresh: readonly ChunkRef[]): void {
+    const report = this.chunks.shortfalls.of(fresh.map((chunk) => chunk.id)).then((missed) => {
+      if (missed.size === 0) return;
+      const backends = [...new Set([...missed.values()].flat().map((m) => m.backend))];
+      this.logger.warn(
+        { bucket: record.bucket, key: record.key, underReplicated: missed.size, chunks: fresh.length, backends },
+        `stored ${record.bucket}/${record.key} with ${missed.size} of ${fresh.length} chunk(s) under-replicated ` +
+          `(${describeMissed(missed)}); repair will write the missing replicas`,
+      );
+    });
+    this.shortfallReports.add(report);
+    void report.finally(() => this.shortfallReports.delete(report));
   }
 
   async list(bucket: string, options: ListOptions = {}): Promise<ListPage> {
@@ -488,16 +523,26 @@ export class Lilio {
   startBackgroundGc(intervalMs = 60_000): void {
     if (this.gcTimer) return;
     // Repairs other processes recorded, or this one's predecessor did not finish.
-    void this.chunks.repairs.load().catch(() => undefined);
-    this.gcTimer = setInterval(() => void this.backgroundGc().catch(() => undefined), intervalMs);
+    void this.chunks.repairs.load().catch((err) => this.logger.warn({ err }, `loading repairs: ${describeError(err)}`));
+    this.gcTimer = setInterval(
+      () =>
+        void this.backgroundGc().catch((err) =>
+          this.logger.warn({ err }, `background garbage collection failed: ${describeError(err)}`),
+        ),
+      intervalMs,
+    );
     this.gcTimer.unref();
   }
 
   private async backgroundGc(): Promise<void> {
-    await this.collectGarbage();
+    const { deleted, retried } = await this.collectGarbage();
+    if (deleted > 0 || retried > 0)
+      this.logger.info({ deleted, retried }, `garbage collection deleted ${deleted} chunk(s), ${retried} to retry`);
     if (Date.now() - this.lastRepairLoad >= REPAIR_LOAD_INTERVAL_MS) {
       this.lastRepairLoad = Date.now();
-      await this.chunks.repairs.load().catch(() => undefined);
+      await this.chunks.repairs
+        .load()
+        .catch((err) => this.logger.warn({ err }, `loading repairs: ${describeError(err)}`));
     }
     if (Date.now() - this.lastTemporarySweep >= TEMPORARY_SWEEP_INTERVAL_MS) {
       this.lastTemporarySweep = Date.now();
@@ -531,6 +576,7 @@ export class Lilio {
   async close(): Promise<void> {
     clearInterval(this.gcTimer);
     await this.chunks.drain();
+    await Promise.allSettled([...this.shortfallReports]);
     await this.session.close();
     await this.chunks.repairs.settle();
     // What is left is in the store already, or written now; a store that cannot take it

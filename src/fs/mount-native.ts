@@ -35,7 +35,7 @@ export async function mountNative(
     onError: options.onError,
   });
   const cacheSeconds = options.cacheSeconds ?? 1;
-  const log = (line: string) => process.stderr.write(`lilio: ${line}\n`);
+  const log = (line: string) => lilio.logger.warn(line);
   const mounted = await fuseMount(adapter, mountpoint, {
     fsname: 'lilio',
     subtype: 'lilio',

@@ -7,6 +7,7 @@ import { openXattr, resealXattrs, sealXattr } from '../engine/xattrs.js';
 import { DirTimes } from './dir-times.js';
 import { DirtyBudget } from './dirty-budget.js';
 import { Errno, ErrnoError } from './errno.js';
+import { HandleTraffic } from './object-traffic.js';
 import { OpenFile, type OpenFileLimits } from './open-file.js';
 import { type Caller, newOwner } from './ownership.js';
 import { baseName, type MountPath, parentPrefix, parseMountPath } from './paths.js';
@@ -85,6 +86,8 @@ interface Handle {
   append: boolean;
   /** The file's change count after this handle's last change: its flush checks they were committed. */
   changes: number;
+  /** Reads, writes and commits through this descriptor, for the put/get metrics. */
+  traffic: HandleTraffic;
 }
 
 /** What a shutdown did with the files open on the mount. */
@@ -377,12 +380,20 @@ export class Vfs {
   async read(fd: number, target: Buffer, length: number, position: number): Promise<number> {
     const handle = this.handle(fd);
     if (!handle.file) throw new IsDirError('is a directory');
-    return handle.file.read(target, position, length);
+    try {
+      const n = await handle.file.read(target, position, length);
+      handle.traffic.read(n);
+      return n;
+    } catch (err) {
+      handle.traffic.readError(err);
+      throw err;
+    }
   }
 
   async write(fd: number, data: Buffer, length: number, position: number): Promise<number> {
     const handle = this.handle(fd);
     if (!handle.file || !handle.writable) throw new ErrnoError(Errno.EBADF, 'not open for writing');
+    handle.traffic.write();
     await handle.file.write(
       length === data.byteLength ? data : data.subarray(0, length),
       handle.append ? 'end' : position,
@@ -403,7 +414,7 @@ export class Vfs {
     const file = handle?.file;
     if (!file || !handle.writable) return;
     try {
-      if (file.dirty) await file.commit();
+      if (file.dirty) await handle.traffic.put(this.lilio.collector, file.bucket, () => file.commit());
       file.checkCommitted(handle.changes);
     } catch (err) {
       handle.changes = 0;
@@ -422,6 +433,7 @@ export class Vfs {
     this.handles.delete(fd);
     const file = handle.file;
     if (!file) return;
+    handle.traffic.closed(this.lilio.collector, file.bucket, file.size);
     file.handles--;
     if (file.handles > 0) return;
     if (file.unlinked) {
@@ -433,7 +445,9 @@ export class Vfs {
     // load the version being replaced and commit over this one. A change that arrives during the
     // commit (chmod, truncate by path) leaves it dirty: committed too, not dropped with the file.
     try {
-      while (file.dirty && !file.unlinked && file.handles === 0) await file.commit();
+      while (file.dirty && !file.unlinked && file.handles === 0) {
+        await handle.traffic.put(this.lilio.collector, file.bucket, () => file.commit());
+      }
       // Slices left by small writes are merged now that nobody writes; a failure only leaves them.
       if (file.handles === 0 && !file.unlinked) await file.compact().catch(() => undefined);
     } finally {
@@ -817,7 +831,7 @@ export class Vfs {
   private addHandle(file: OpenFile | undefined, writable: boolean, append: boolean): number {
     const fd = this.nextFd++;
     if (file) file.handles++;
-    this.handles.set(fd, { file, writable, append, changes: 0 });
+    this.handles.set(fd, { file, writable, append, changes: 0, traffic: new HandleTraffic() });
     return fd;
   }
 

@@ -27,7 +27,10 @@ import type { TokenSet } from './tokens.js';
  *   GET    /health        a real write-read-delete probe of the disk          200 | 503
  *   GET    /info          location and capacity                               200
  *
- * Every request needs `Authorization: Bearer <token>`. Errors are JSON
+ * Every request needs `Authorization: Bearer <token>`, except GET /health
+ * sent without any Authorization header: a liveness probe (compose,
+ * systemd, a load balancer) holds no secret, and its answer says only
+ * whether the disk works. A wrong token is refused there too. Errors are JSON
  * `{"error":{"code","message"}}` with the LilioError code, so the client
  * rebuilds the same error the backend threw here.
  */
@@ -156,7 +159,11 @@ export class StorageNode {
     });
     res.setHeader(NODE_TIME_HEADER, String(Date.now()));
     try {
-      if (!this.authorized(req)) {
+      const authorized = this.authorized(req);
+      // A probe without credentials gets the anonymous answer; a wrong token is refused even
+      // there, so that the http backend's health check tells a bad token from a good node.
+      const anonymousProbe = route === 'health' && req.headers.authorization === undefined;
+      if (!authorized && !anonymousProbe) {
         res.setHeader('www-authenticate', 'Bearer');
         throw new HttpError(401, 'PERMISSION', 'missing or wrong bearer token');
       }
@@ -174,7 +181,7 @@ export class StorageNode {
           return;
         case 'health':
           allow(req, res, 'GET');
-          await this.health(res);
+          await this.health(res, authorized);
           return;
         case 'info':
           allow(req, res, 'GET');
@@ -291,9 +298,19 @@ export class StorageNode {
     }
   }
 
-  private async health(res: ServerResponse): Promise<void> {
-    const health = await this.backend.health();
-    sendJson(res, health.ok ? 200 : 503, health);
+  private probe: Promise<Awaited<ReturnType<LocalBackend['health']>>> | undefined;
+
+  /**
+   * A write-read-delete probe of the disk. Probes asked for while one runs
+   * share it, so unauthenticated callers cannot multiply disk writes; the
+   * error's detail (paths) goes only to a caller with the token.
+   */
+  private async health(res: ServerResponse, detailed: boolean): Promise<void> {
+    this.probe ??= this.backend.health().finally(() => {
+      this.probe = undefined;
+    });
+    const health = await this.probe;
+    sendJson(res, health.ok ? 200 : 503, detailed ? health : { ok: health.ok });
   }
 
   private authorized(req: IncomingMessage): boolean {

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import t, { type Test } from 'tap';
+import { defaultMountLog } from '../../src/cli/logging.js';
 import { builtChildEnv } from '../fixtures/child-env.js';
 import { type CliResult, LILIO_BIN, runCli } from '../fixtures/cli.js';
 import { startMount } from '../fixtures/mount.js';
@@ -59,12 +60,10 @@ t.test('a port in use fails the operation in one line (exit 1), and the mount do
 
   // A background mount that failed: its reason, from this run only, not stale lines of older runs.
   const mountpoint = join(home, 'm3');
-  const log = join(
-    tmpdir(),
-    `lilio-mount-${createHash('sha256').update(resolve(mountpoint)).digest('hex').slice(0, 16)}.log`,
-  );
-  writeFileSync(log, 'lilio: an old failure from another day\nfuse: stale line\n');
-  t.teardown(() => rmSync(log, { force: true }));
+  const log = defaultMountLog(home, mountpoint);
+  mkdirSync(dirname(log), { recursive: true });
+  writeFileSync(`${log}.stderr`, 'lilio: an old failure from another day\nfuse: stale line\n');
+  writeFileSync(log, 'lilio: an old failure from another day\n');
   const detached = await lilio(['mount', mountpoint, '--metrics-port', String(port)]);
   failsInOneLine(
     t,
@@ -72,6 +71,12 @@ t.test('a port in use fails the operation in one line (exit 1), and the mount do
     1,
     new RegExp(`^lilio: mount of .*m3 failed: 127\\.0\\.0\\.1:${port}: address already in use \\(log: `),
     'background mount',
+  );
+  t.ok(detached.stderr.includes(`(log: ${log})`), `the log is under $LILIO_HOME/logs: ${detached.stderr}`);
+  // The mount's own log says why it ended, with a timestamp and a level.
+  t.match(
+    readFileSync(log, 'utf8'),
+    new RegExp(`\\n\\S+Z ERROR mount: mount of .*m3 failed: 127\\.0\\.0\\.1:${port}: address already in use`),
   );
   t.notMatch(detached.stderr, /old failure|stale line/, 'no lines of older runs');
 });

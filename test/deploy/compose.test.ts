@@ -114,6 +114,16 @@ t.test(
       }
       const metricsPort = args[args.indexOf('--metrics-port') + 1];
       t.equal(metricsPort, '9464', `${name} serves metrics where Prometheus scrapes`);
+      // The server's metrics follow its --listen host; nodes and the mount default to loopback.
+      if (command === 'node' || command === 'mount') {
+        t.equal(args[args.indexOf('--metrics-host') + 1], '0.0.0.0', `${name}: metrics reachable from prometheus`);
+      }
+    }
+    // Nodes are health-checked through /health, which needs no token.
+    for (const name of ['lilio-node-1', 'lilio-node-2', 'lilio-node-3']) {
+      const check = (services[name] as { healthcheck?: { test?: string[] } }).healthcheck?.test?.join(' ') ?? '';
+      t.match(check, /http:\/\/127\.0\.0\.1:7070\/health/, `${name} has a health check`);
+      t.notMatch(check, /authorization|lilio_token/i, `${name}: the health check holds no token`);
     }
     t.ok(existsSync(file('Dockerfile')), 'Dockerfile');
     t.same(Object.keys(config.secrets).sort(), ['lilio_master_key', 'lilio_token']);
@@ -134,6 +144,7 @@ t.test(
     const mounted = (service: Service, target: string) =>
       service.volumes?.some((v) => (typeof v === 'string' ? v.split(':')[1] === target : v.target === target));
     t.ok(mounted(services.prometheus!, '/etc/prometheus/prometheus.yml'), 'prometheus gets the scrape config');
+    t.ok(mounted(services.prometheus!, '/etc/prometheus/alerts.yml'), 'prometheus gets the alerting rules');
 
     // Grafana: the provisioned datasource points at the prometheus service, the dashboard provider
     // at the directory the dashboards are mounted in, and the dashboard at that datasource.

@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import t, { type Test } from 'tap';
 import { collectOrphans } from '../../src/admin/orphans.js';
 import type { MemoryBackend } from '../../src/backends/memory.js';
@@ -182,7 +183,10 @@ t.test('a short read writes nothing to the store; a read that lasts records its 
 });
 
 t.test('a session that stops renewing loses its holds; one that renews recovers them', async (t) => {
-  const engine = await testEngine({ chunkSize: CHUNK, inlineThreshold: 0, sessions: { ttlSeconds: 1 } });
+  // The engine's warnings go to its logger: kept here to be read.
+  const warnings: string[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line).msg) });
+  const engine = await testEngine({ chunkSize: CHUNK, inlineThreshold: 0, sessions: { ttlSeconds: 1 } }, { logger });
   const { lilio } = engine;
   t.teardown(() => lilio.close());
   await lilio.createBucket('bkt');
@@ -199,12 +203,6 @@ t.test('a session that stops renewing loses its holds; one that renews recovers 
   t.equal(await meta.reapSessions(), 1, 'reaped');
   t.equal(await meta.garbageCount(), 2, 'its uncommitted chunks are queued');
   meta.renewSession = renew;
-  const warnings: unknown[] = [];
-  const warn = console.warn;
-  console.warn = (...args: unknown[]) => void warnings.push(args.join(' '));
-  t.teardown(() => {
-    console.warn = warn;
-  });
   for (let waited = 0; (await meta.listSessions()).length === 0 && waited < 3_000; waited += 50) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

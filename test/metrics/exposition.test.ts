@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { pattern } from '../fixtures/engine.js';
 import { localDir, ok, run, startMount } from '../fixtures/mount.js';
+import { startNode } from '../fixtures/node.js';
 import { dashboardQueries, exportedNames, metricNames, parseExposition, type Sample } from '../fixtures/promql.js';
 import { startServer } from '../fixtures/server.js';
 
@@ -34,7 +35,11 @@ function labelNames(samples: Sample[], name: string): string[][] {
 }
 
 t.test("a server and a mount export the design series, the operator series and the dashboard's", async (t) => {
-  const [server, mount] = await Promise.all([startServer(t), startMount(t, { metrics: true })]);
+  const [server, mount, node] = await Promise.all([
+    startServer(t),
+    startMount(t, { metrics: true }),
+    startNode(t, { metrics: true }),
+  ]);
 
   // Traffic through both, so that labelled series have samples.
   t.equal((await server.fetch('/photos', { method: 'PUT' })).status, 201);
@@ -53,7 +58,28 @@ t.test("a server and a mount export the design series, the operator series and t
   const mountText = await (await fetch(`http://127.0.0.1:${mount.metricsPort}/metrics`)).text();
   const serverSamples = parseExposition(serverText);
   const mountSamples = parseExposition(mountText);
-  const exported = new Set([...exportedNames(serverText), ...exportedNames(mountText)]);
+  const nodeText = await (await fetch(`http://127.0.0.1:${node.metricsPort}/metrics`)).text();
+  // `up` is Prometheus's own series for every target (the nodes row's "Nodes up").
+  const exported = new Set([
+    ...exportedNames(serverText),
+    ...exportedNames(mountText),
+    ...exportedNames(nodeText),
+    'up',
+  ]);
+
+  // The mount reports object traffic as the API does: cp in is a put, cmp's read a get.
+  const mountOp = (operation: string) =>
+    mountSamples.find(
+      (s) => s.name === 'lilio_objects_total' && s.labels.bucket === 'docs' && s.labels.operation === operation,
+    )?.value ?? 0;
+  t.ok(mountOp('put') >= 1, `the mount counted the cp as a put (${mountOp('put')})`);
+  t.ok(mountOp('get') >= 1, `the mount counted the cmp as a get (${mountOp('get')})`);
+  const mountDuration = (operation: string) =>
+    mountSamples.find((s) => s.name === 'lilio_request_duration_seconds_count' && s.labels.operation === operation)
+      ?.value ?? 0;
+  t.ok(mountDuration('put') >= 1 && mountDuration('get') >= 1, 'put and get durations on the mount');
+  const sizes = mountSamples.find((s) => s.name === 'lilio_object_size_bytes_sum' && s.labels.bucket === 'docs');
+  t.ok((sizes?.value ?? 0) >= 2 * data.length, `object sizes written and read through the mount: ${sizes?.value}`);
 
   // The original design's six series, with its labels, in the server.
   t.same(
@@ -179,6 +205,8 @@ t.test("a server and a mount export the design series, the operator series and t
     /read repairs/i,
     /fuse operations/i,
     /cache hit ratio/i,
+    /nodes up/i,
+    /node requests by route/i,
   ]) {
     t.ok(
       titles.some((title) => wanted.test(title)),

@@ -88,10 +88,19 @@ t.test('bad input to a real lilio node is refused and writes nothing', async (t)
       t.match(res.head, /www-authenticate: Bearer/i);
       t.match(JSON.parse(res.body), { error: { code: 'PERMISSION' } }, `${label}: JSON error body`);
     }
-    for (const path of ['/health', '/info', '/chunks', `/chunks/${valid}`]) {
+    for (const path of ['/info', '/chunks', `/chunks/${valid}`]) {
       const res = await raw(node.port, `GET ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`);
       t.equal(res.status, 401, `GET ${path} without a token`);
     }
+    // A liveness probe needs no token and learns only whether the disk works; a wrong token is still refused.
+    const probe = await raw(node.port, 'GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+    t.equal(probe.status, 200, 'GET /health without a token');
+    t.same(JSON.parse(probe.body), { ok: true }, 'the anonymous answer carries no detail');
+    const wrong = await raw(
+      node.port,
+      'GET /health HTTP/1.1\r\nhost: x\r\nauthorization: Bearer abc\r\nconnection: close\r\n\r\n',
+    );
+    t.equal(wrong.status, 401, 'GET /health with a wrong token');
   });
 
   t.test('ids that are not chunk ids, ../ above all', async (t) => {
