@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t, { type Test } from 'tap';
-import { builtChildEnv } from '../fixtures/child-env.js';
+import { builtChildEnv, builtNode } from '../fixtures/child-env.js';
 import { type CliResult, LILIO_BIN, runCli } from '../fixtures/cli.js';
 import { startMount } from '../fixtures/mount.js';
 
@@ -165,7 +165,8 @@ t.test('a reader that goes away ends the command quietly (exit 0)', async (t) =>
     ['meta', 'dump'],
     ['ls', 'many'],
   ]) {
-    const child = spawn(process.execPath, [LILIO_BIN, ...args], { env: builtChildEnv(env) });
+    const childEnv = builtChildEnv(env);
+    const child = spawn(...builtNode([LILIO_BIN, ...args], childEnv), { env: childEnv });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
