@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import t, { type Test } from 'tap';
 import { defaultMountLog } from '../../src/cli/logging.js';
-import { builtChildEnv } from '../fixtures/child-env.js';
+import { builtChildEnv, builtNode } from '../fixtures/child-env.js';
 import { type CliResult, LILIO_BIN, runCli } from '../fixtures/cli.js';
 import { startMount } from '../fixtures/mount.js';
 
@@ -170,7 +170,8 @@ t.test('a reader that goes away ends the command quietly (exit 0)', async (t) =>
     ['meta', 'dump'],
     ['ls', 'many'],
   ]) {
-    const child = spawn(process.execPath, [LILIO_BIN, ...args], { env: builtChildEnv(env) });
+    const childEnv = builtChildEnv(env);
+    const child = spawn(...builtNode([LILIO_BIN, ...args], childEnv), { env: childEnv });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();

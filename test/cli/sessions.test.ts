@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { LocalMetadataStore } from '../../src/meta/local.js';
-import { builtChildEnv } from '../fixtures/child-env.js';
+import { builtChildEnv, builtNode } from '../fixtures/child-env.js';
 import { LILIO_BIN, runCli } from '../fixtures/cli.js';
 import { pattern } from '../fixtures/engine.js';
 
@@ -40,8 +40,9 @@ t.test('a writer killed with SIGKILL: its chunks are kept while its lease lives,
   const created = await lilio(['bucket', 'create', 'logs', '--chunk-size', '64KiB']);
   t.equal(created.code, 0, created.stderr);
 
-  const child = spawn(process.execPath, [LILIO_BIN, 'put', '-', 'logs/app.log', '--config', config], {
-    env: builtChildEnv(env),
+  const childEnv = builtChildEnv(env);
+  const child = spawn(...builtNode([LILIO_BIN, 'put', '-', 'logs/app.log', '--config', config], childEnv), {
+    env: childEnv,
     stdio: ['pipe', 'ignore', 'ignore'],
   });
   const exited = new Promise((resolve) => child.on('exit', resolve));

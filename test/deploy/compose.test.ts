@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { parseConfig } from '../../src/config/load.js';
-import { builtChildEnv } from '../fixtures/child-env.js';
+import { builtChildEnv, builtNode } from '../fixtures/child-env.js';
 import { LILIO_BIN } from '../fixtures/cli.js';
 
 // docker-compose.yaml, the Prometheus scrape config and the Grafana provisioning are checked by
@@ -91,19 +91,17 @@ t.test(
     t.ok(mount.cap_add?.includes('SYS_ADMIN'), 'mount: SYS_ADMIN');
 
     // Lilio services build this repository's Dockerfile, and their flags are real flags.
-    const globalHelp = spawnSync(process.execPath, [LILIO_BIN, '--help'], {
-      encoding: 'utf8',
-      env: builtChildEnv(),
-    }).stdout;
+    const env = builtChildEnv();
+    const globalHelp = spawnSync(...builtNode([LILIO_BIN, '--help'], env), { encoding: 'utf8', env }).stdout;
     const helps: Record<string, SpawnSyncReturns<string>> = {};
     const lilio = Object.entries(services).filter(([name]) => name.startsWith('lilio-'));
     t.ok(lilio.length >= 2);
     for (const [name, service] of lilio) {
       t.equal(service.build?.context, ROOT.replace(/\/$/, ''), `${name} builds the repository`);
       const [command, ...args] = service.command ?? [];
-      const help = (helps[command!] ??= spawnSync(process.execPath, [LILIO_BIN, command!, '--help'], {
+      const help = (helps[command!] ??= spawnSync(...builtNode([LILIO_BIN, command!, '--help'], env), {
         encoding: 'utf8',
-        env: builtChildEnv(),
+        env,
       }));
       if (help.status !== 0 || !help.stdout.includes(`Usage: lilio ${command} `)) {
         t.comment(`${name}: \`lilio ${command}\` is not in this build yet; its flags are not checked`);

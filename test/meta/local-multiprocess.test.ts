@@ -10,6 +10,7 @@ import type { ObjectRecord } from '../../src/core/types.js';
 import { LocalMetadataStore } from '../../src/meta/local.js';
 import { DB_FILE } from '../../src/meta/local-db.js';
 import { bucketRecord } from '../contracts/meta-fixtures.js';
+import { builtChildEnv, builtNode } from '../fixtures/child-env.js';
 import { counterOf, META_BUCKET, recordProblem, selfCheckingDraft, withCounter } from '../fixtures/meta-records.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -23,8 +24,10 @@ async function tempDir(t: Test): Promise<string> {
 
 /** Starts a fixture under tsx; the child is SIGKILLed at teardown if it is still running. */
 function start(t: Test, name: string, args: string[]): { child: ChildProcess; lines: AsyncIterator<string> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', fixture(name), ...args], {
+  const env = builtChildEnv();
+  const child = spawn(...builtNode(['--import', 'tsx', fixture(name), ...args], env), {
     cwd: ROOT,
+    env,
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   t.teardown(() => {

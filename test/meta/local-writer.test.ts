@@ -9,7 +9,7 @@ import { ConflictError, NotEmptyError, NotFoundError } from '../../src/core/erro
 import { LocalMetadataStore } from '../../src/meta/local.js';
 import { DB_FILE } from '../../src/meta/local-db.js';
 import { bucketRecord } from '../contracts/meta-fixtures.js';
-import { builtChildEnv } from '../fixtures/child-env.js';
+import { builtChildEnv, builtNode } from '../fixtures/child-env.js';
 import { META_BUCKET, recordProblem, selfCheckingDraft } from '../fixtures/meta-records.js';
 
 // The local store's writer thread (src/meta/local-writer.ts, local-routing.ts): writes that would
@@ -135,10 +135,10 @@ for (const ending of ['close', 'leave'] as const) {
   t.test(`a process whose store started a writer thread exits by itself (${ending})`, async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'lilio-meta-writer-'));
     t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const env = builtChildEnv();
     const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', join(ROOT, 'test', 'fixtures', 'meta-writer-exit.ts'), dir, ending],
-      { cwd: ROOT, env: builtChildEnv(), stdio: ['ignore', 'pipe', 'inherit'] },
+      ...builtNode(['--import', 'tsx', join(ROOT, 'test', 'fixtures', 'meta-writer-exit.ts'), dir, ending], env),
+      { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';
     child.stdout.on('data', (piece) => (out += piece));
