@@ -208,7 +208,9 @@ async function serveMount(
       const counts = mounted.requestCounts?.();
       if (counts && process.env.LILIO_FUSE_COUNTS) log(`FUSE requests ${JSON.stringify(counts)}`);
       for (const path of report.left) {
-        logger.warn(`left ${path} at its last committed version: it was still open for writing (uncommitted changes dropped)`);
+        logger.warn(
+          `left ${path} at its last committed version: it was still open for writing (uncommitted changes dropped)`,
+        );
       }
       if (report.failed.length > 0) {
         logger.error(
