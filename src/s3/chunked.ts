@@ -28,14 +28,15 @@ class ByteReader {
   }
 
   private async fill(): Promise<boolean> {
-    if (this.head.length > 0) return true;
-    if (this.ended) return false;
-    const next = await this.it.next();
-    if (next.done) {
-      this.ended = true;
-      return false;
+    while (this.head.length === 0) {
+      if (this.ended) return false;
+      const next = await this.it.next();
+      if (next.done) {
+        this.ended = true;
+        return false;
+      }
+      this.head = next.value;
     }
-    this.head = next.value;
     return true;
   }
 

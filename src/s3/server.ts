@@ -112,10 +112,18 @@ export class S3Server {
       const target = parseTarget(req.url ?? '/', req.headers.host, this.options.domain);
       bucket = target.bucket;
       key = target.key;
-      // The signature is checked before anything else: an unauthenticated client learns nothing of names.
+      // The operation is known by the request's shape alone (the metrics label it even when it is refused);
+      // the signature is checked before anything else, so an unauthenticated client learns nothing of names.
+      let resolved: ReturnType<typeof resolveOperation> | undefined;
+      let unroutable: unknown;
+      try {
+        resolved = resolveOperation(method, bucket, key, target.query, req.headers);
+        operation = resolved.name;
+      } catch (err) {
+        unroutable = err;
+      }
       const auth = authenticate(req, target.rawPath, target.rawQuery, target.query, this.options.keys);
-      const resolved = resolveOperation(method, bucket, key, target.query, req.headers);
-      operation = resolved.name;
+      if (!resolved) throw unroutable;
       if (resolved.scope === 'bucket') {
         if (!keyAllowsBucket(auth.key, bucket!)) throw new S3Error('AccessDenied', 'Access Denied');
         if (operation !== 'CreateBucket') {
@@ -166,7 +174,7 @@ export class S3Server {
       return;
     }
     const error = toS3Error(err, { key: target.key });
-    if (error.status >= 500) {
+    if (error.status >= 500 && error.code !== 'NotImplemented') {
       // The request id ties the log line to what the client saw; the URL is left out (a presigned one carries a signature).
       this.log(
         `${req.method} ${target.requestId}: ${error.status} ${error.code}: ${err instanceof Error ? err.message : String(err)}`,

@@ -63,7 +63,9 @@ export function xmlDocument(root: XmlNode, namespace = true): string {
 
 // ---- parsing ----
 
-export class XmlSyntaxError extends Error {}
+export class XmlSyntaxError extends Error {
+  override name = 'XmlSyntaxError';
+}
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 
