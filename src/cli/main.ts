@@ -7,6 +7,7 @@ import { registerMetaCommands } from './meta.js';
 import { registerMountCommands } from './mount.js';
 import { registerNodeCommand } from './node.js';
 import { registerObjectCommands } from './object.js';
+import { registerS3Commands } from './s3.js';
 import { registerServerCommand } from './server.js';
 import { registerStatusCommand } from './status.js';
 
@@ -30,9 +31,13 @@ export function buildProgram(): Command {
   registerMountCommands(program);
   registerServerCommand(program);
   registerNodeCommand(program);
+  registerS3Commands(program);
   for (const command of program.commands) {
     command.exitOverride();
-    for (const sub of command.commands) sub.exitOverride();
+    for (const sub of command.commands) {
+      sub.exitOverride();
+      for (const leaf of sub.commands) leaf.exitOverride();
+    }
   }
   return program;
 }

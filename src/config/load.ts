@@ -84,6 +84,8 @@ export function loadConfig(options: LoadOptions = {}): Config {
     if (tls.keyFile) tls.keyFile = abs(tls.keyFile);
   }
 
+  if (parsed.s3.credentialsFile) parsed.s3.credentialsFile = abs(parsed.s3.credentialsFile);
+
   let masterKey: MasterKeySource;
   if (env.LILIO_MASTER_KEY) masterKey = { kind: 'env', base64: env.LILIO_MASTER_KEY };
   else if (parsed.encryption.masterKeyFile)

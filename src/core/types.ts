@@ -93,6 +93,15 @@ export interface ObjectRecord {
   /** user.* extended attributes, values base64. */
   xattrs?: Record<string, string>;
   contentType?: string;
+  /**
+   * The S3 ETag of this version's content (lowercase hex MD5 of the body for
+   * a single PUT), recorded by writers that computed it. It describes the
+   * bytes, so it stays with the record across attribute, xattr and rename
+   * commits (which keep the versionId) and is never carried into a version
+   * with new content (which gets a new versionId and no etag unless its
+   * writer computed one).
+   */
+  etag?: string;
   /** Commit time, milliseconds since the epoch. */
   committedAt: number;
 }

@@ -105,6 +105,7 @@ const object = z.looseObject({
   attrs,
   xattrs: z.record(z.string(), z.string()).optional(),
   contentType: z.string().optional(),
+  etag: z.string().optional(),
   committedAt: z.number(),
 });
 
