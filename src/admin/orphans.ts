@@ -1,4 +1,5 @@
 import { describeError } from '../core/errors.js';
+import type { ChunkRef } from '../core/types.js';
 import type { Lilio } from '../engine/lilio.js';
 import { type AdminMetrics, NoopAdminMetrics } from '../metrics/admin.js';
 import { everyObject, forEachLimited } from './walk.js';
@@ -90,14 +91,19 @@ export async function collectOrphans(lilio: Lilio, options: OrphanOptions): Prom
 
   // 2. Where the metadata says each candidate belongs, read after the listings.
   const placement = new Map<string, Set<string>>();
-  for await (const record of everyObject(lilio)) {
-    for (const chunk of record.chunks) {
+  const place = (chunks: readonly ChunkRef[]) => {
+    for (const chunk of chunks) {
       if (!candidateIds.has(chunk.id)) continue;
       const where = placement.get(chunk.id) ?? new Set<string>();
       for (const name of chunk.replicas) where.add(name);
       placement.set(chunk.id, where);
     }
-  }
+  };
+  // Parts of uploads in progress own their chunks as versions do. Read before the objects: a
+  // completion in between moves chunks from a part to an object, never the other way.
+  const buckets = (await lilio.listBuckets()).map((b) => b.name);
+  for await (const part of lilio.uploads.everyPart(buckets)) place(part.chunks);
+  for await (const record of everyObject(lilio)) place(record.chunks);
   const queued = new Set<string>();
   for (let page = await lilio.meta.peekGarbage(undefined, GARBAGE_PAGE); page.length > 0; ) {
     for (const entry of page) if (candidateIds.has(entry.chunk.id)) queued.add(entry.chunk.id);

@@ -57,6 +57,11 @@ export function registerGcCommand(program: Command): void {
           console.log(
             `deleted ${queue.deleted} chunk(s); ${queue.retried} to retry; ${waiting} still in their grace period`,
           );
+          if ('uploadsExpired' in queue && queue.uploadsExpired > 0) {
+            console.log(
+              `aborted ${queue.uploadsExpired} multipart upload(s) untouched for ${lilio.config.uploads.expireAfterSeconds} s`,
+            );
+          }
           if (orphans) console.log(renderOrphans(orphans, options.dryRun ?? false));
           if (temporaryFiles) console.log(renderTemporaryFiles(temporaryFiles));
           if (repairs) {

@@ -77,6 +77,14 @@ export function renderStatus(status: Status & { server?: Record<string, unknown>
             ? ''
             : `, ${gc.due} past the ${gc.graceSeconds} s grace period (lilio gc deletes those)`),
       ],
+      ...(status.uploads?.open
+        ? [
+            [
+              'uploads:',
+              `${status.uploads.open} multipart upload(s) in progress (gc aborts one untouched for ${status.uploads.expireAfterSeconds} s)`,
+            ],
+          ]
+        : []),
     ]),
   );
   lines.push('');

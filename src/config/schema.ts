@@ -227,6 +227,22 @@ export const configSchema = z
         graceSeconds: z.number().int().min(0).default(600),
       })
       .default({ graceSeconds: 600 }),
+    uploads: z
+      .strictObject({
+        /**
+         * A multipart upload (S3) no part was added to for this long is aborted
+         * by gc and its parts' chunks collected: clients that died mid-upload
+         * leave nothing behind for longer. Default 7 days.
+         */
+        expireAfterSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .default(7 * 24 * 3600),
+        /** Every part of a completed upload but the last must hold at least this much (S3: 5 MiB). */
+        minPartSize: size.default(5 * MiB),
+      })
+      .default({ expireAfterSeconds: 7 * 24 * 3600, minPartSize: 5 * MiB }),
     sessions: z
       .strictObject({
         /**

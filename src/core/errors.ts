@@ -25,7 +25,11 @@ export type ErrorCode =
   | 'CONFIG'
   | 'TIMEOUT'
   | 'UNSUPPORTED'
-  | 'TOO_BIG';
+  | 'TOO_BIG'
+  | 'NO_SUCH_UPLOAD'
+  | 'INVALID_PART'
+  | 'INVALID_PART_ORDER'
+  | 'ENTITY_TOO_SMALL';
 
 export class LilioError extends Error {
   readonly code: ErrorCode;
@@ -199,6 +203,34 @@ export class FileTooBigError extends LilioError {
   }
 }
 
+/** A multipart upload that does not exist: never created, completed, aborted or expired (S3 NoSuchUpload). */
+export class NoSuchUploadError extends LilioError {
+  constructor(message: string) {
+    super('NO_SUCH_UPLOAD', message);
+  }
+}
+
+/** A part named at completion is missing or has another ETag (S3 InvalidPart). */
+export class InvalidPartError extends LilioError {
+  constructor(message: string) {
+    super('INVALID_PART', message);
+  }
+}
+
+/** The parts named at completion are not in ascending order (S3 InvalidPartOrder). */
+export class InvalidPartOrderError extends LilioError {
+  constructor(message: string) {
+    super('INVALID_PART_ORDER', message);
+  }
+}
+
+/** A part other than the last is smaller than the minimum part size (S3 EntityTooSmall). */
+export class EntityTooSmallError extends LilioError {
+  constructor(message: string) {
+    super('ENTITY_TOO_SMALL', message);
+  }
+}
+
 /**
  * A LilioError rebuilt from its code and message after crossing a boundary
  * that keeps only those (a worker thread's reply): as the class that has
@@ -229,6 +261,10 @@ const REVIVE: Partial<Record<ErrorCode, (message: string) => LilioError>> = {
   UNSUPPORTED: (m) => new UnsupportedError(m),
   TOO_BIG: (m) => new FileTooBigError(m),
   COMMIT_UNKNOWN: (m) => new CommitUnknownError(m),
+  NO_SUCH_UPLOAD: (m) => new NoSuchUploadError(m),
+  INVALID_PART: (m) => new InvalidPartError(m),
+  INVALID_PART_ORDER: (m) => new InvalidPartOrderError(m),
+  ENTITY_TOO_SMALL: (m) => new EntityTooSmallError(m),
 };
 
 export function isLilioError(err: unknown): err is LilioError {

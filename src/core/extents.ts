@@ -167,3 +167,20 @@ export function seekContent<C>(
   }
   return want === 'hole' ? Math.min(at, size) : undefined;
 }
+
+/**
+ * The extents of a chunk of `size` bytes placed at `fileOffset`, cut at the
+ * multiples of `chunkSize` (no extent crosses a window). A chunk no larger
+ * than chunkSize yields at most two.
+ */
+export function extentsAt(fileOffset: number, size: number, chunkSize: number): Extent[] {
+  const extents: Extent[] = [];
+  let done = 0;
+  while (done < size) {
+    const at = fileOffset + done;
+    const length = Math.min(size - done, chunkSize - (at % chunkSize));
+    extents.push([at, done, length]);
+    done += length;
+  }
+  return extents;
+}

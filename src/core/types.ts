@@ -95,7 +95,7 @@ export interface ObjectRecord {
   contentType?: string;
   /**
    * The S3 ETag of this version's content (lowercase hex MD5 of the body for
-   * a single PUT), recorded by writers that computed it. It describes the
+   * a single PUT, `md5(part md5s)-N` for a completed multipart upload), recorded by writers that computed it. It describes the
    * bytes, so it stays with the record across attribute, xattr and rename
    * commits (which keep the versionId) and is never carried into a version
    * with new content (which gets a new versionId and no etag unless its
@@ -130,6 +130,42 @@ export interface BucketRecord {
   chunkSize: number;
   /** POSIX attributes of the bucket's folder on the mount. */
   attrs: ObjectAttrs;
+}
+
+/**
+ * A multipart upload in progress: parts are recorded one by one and become one
+ * object at completion. Its parts' chunks are referenced by it, as a version's
+ * are by the version, until it is completed, aborted or expires.
+ */
+export interface UploadRecord {
+  /** Initiation time (hex) then random hex: sorting by id sorts one key's uploads oldest first. */
+  id: string;
+  bucket: string;
+  /** BucketRecord.id of the bucket at creation: one deleted and re-created under the name is not this upload's. */
+  bucketId?: string;
+  key: string;
+  /** Milliseconds since the epoch. */
+  initiated: number;
+  /** When a part was last recorded (or the upload created): gc aborts uploads untouched for too long. */
+  touchedAt: number;
+  contentType?: string;
+  /** user.* extended attributes (S3 user metadata) the object gets, values base64. */
+  xattrs?: Record<string, string>;
+}
+
+/** One recorded part of an upload: its chunks are cut at the bucket's chunk size from the part's first byte. */
+export interface PartRecord {
+  uploadId: string;
+  /** 1 to 10,000. */
+  partNumber: number;
+  /** Plaintext bytes. */
+  size: number;
+  /** MD5 (hex) of the part's plaintext. */
+  etag: string;
+  chunkSize: number;
+  chunks: ChunkRef[];
+  /** Milliseconds since the epoch. */
+  uploadedAt: number;
 }
 
 /** A chunk no version references any more, waiting for its grace period to pass. */

@@ -77,6 +77,25 @@ export class CommitOutcomes {
     }
   }
 
+  /**
+   * Completes a multipart upload (one commit: the object in, the upload out).
+   * After a lost answer, the object found to be the draft means it landed;
+   * otherwise the upload still owns the chunks, so nothing is queued.
+   */
+  async completeUpload(uploadId: string, draft: ObjectDraft, expect: Expect): Promise<ObjectRecord> {
+    try {
+      return await this.meta.completeUpload(uploadId, draft, expect);
+    } catch (err) {
+      if (!(err instanceof CommitUnknownError)) throw err;
+      const current = await this.readBack(err, () => this.current(draft.bucket, draft.key));
+      if (current && isDraft(current, draft)) return current;
+      throw new CommitUnknownError(
+        `${err.message}; read back, ${draft.bucket}/${draft.key} does not hold the completed upload: it is not committed (the upload keeps its parts)`,
+        { cause: err },
+      );
+    }
+  }
+
   /** Removes a record; after a lost answer, the key found empty means the delete landed. */
   async delete(bucket: string, key: string, expect?: Expect): Promise<ObjectRecord | undefined> {
     try {

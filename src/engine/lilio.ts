@@ -21,6 +21,7 @@ import { type BucketContext, ChunkStore } from './chunk-store.js';
 import { CommitOutcomes } from './commit-outcome.js';
 import { ObjectReader } from './object-reader.js';
 import { type CommitOptions, defaultAttrs, ObjectWriter, type WriterDeps } from './object-writer.js';
+import { MultipartUploads } from './uploads.js';
 import { openXattrs } from './xattrs.js';
 
 /** Attribute updates of one bucket racing with others: retried this often, then the conflict is reported. */
@@ -73,6 +74,8 @@ export class Lilio {
   private lastTemporarySweep = 0;
   private lastRepairLoad = Date.now();
   readonly writerDeps: WriterDeps;
+  /** S3 multipart uploads: parts streamed into chunks, completed in one commit (uploads.ts). */
+  readonly uploads: MultipartUploads;
   /** Every object commit, delete and rename goes through it: see commit-outcome.ts. */
   private readonly outcomes: CommitOutcomes;
 
@@ -115,6 +118,18 @@ export class Lilio {
       discard: (chunks) => this.discard(chunks),
       commit: (draft, expect, fresh) => this.commitRecord(draft, expect, fresh),
     };
+    this.uploads = new MultipartUploads({
+      meta,
+      writerDeps: this.writerDeps,
+      outcomes: this.outcomes,
+      bucket: (name) => this.bucket(name),
+      openObject: (bucket, key) => this.openObject(bucket, key),
+      readObject: (reader, range) => this.readObject(reader, range),
+      settle: (chunks) => this.session.settle(chunks),
+      discard: (chunks) => this.discard(chunks),
+      minPartSize: config.uploads.minPartSize,
+      expireAfterMs: config.uploads.expireAfterSeconds * 1000,
+    });
   }
 
   static async open(config: Config, options: OpenOptions = {}): Promise<Lilio> {
@@ -166,7 +181,15 @@ export class Lilio {
     return this.timedMeta('listBuckets', () => this.meta.listBuckets());
   }
 
+  /**
+   * Deletes an empty bucket. Multipart uploads in progress do not keep it
+   * (as on S3): once it holds no object they are aborted, their parts queued
+   * as garbage. One created meanwhile is left to expiry and cannot complete.
+   */
   async deleteBucket(name: string): Promise<void> {
+    // A bucket that is not there is for the store's delete to report, as always.
+    const page = await this.meta.list(name, { limit: 1 }).catch(() => undefined);
+    if (page && page.objects.length === 0 && page.prefixes.length === 0) await this.uploads.abortAll(name);
     await this.timedMeta('deleteBucket', () => this.meta.deleteBucket(name));
     this.buckets.delete(name);
   }
@@ -410,7 +433,7 @@ export class Lilio {
    */
   async collectGarbage(
     options: { graceMs?: number; limit?: number } = {},
-  ): Promise<{ deleted: number; retried: number }> {
+  ): Promise<{ deleted: number; retried: number; uploadsExpired: number }> {
     const graceMs = options.graceMs ?? this.config.gc.graceSeconds * 1000;
     const limit = options.limit ?? Number.POSITIVE_INFINITY;
     let deleted = 0;
@@ -419,6 +442,13 @@ export class Lilio {
       await this.meta.reapSessions();
     } catch {
       // Reaping is retried by the next run; holds of live sessions are checked regardless.
+    }
+    // Uploads abandoned for uploads.expireAfterSeconds: their parts join the queue now.
+    let uploadsExpired = 0;
+    try {
+      uploadsExpired = await this.uploads.expireStale();
+    } catch {
+      // Retried by the next run, like reaping; the queue is worth emptying regardless.
     }
     while (deleted + retried < limit) {
       // +1: entries queued exactly grace ago are due (with grace 0, everything queued so far).
@@ -441,7 +471,7 @@ export class Lilio {
     this.collector.recordGarbageCollected(deleted);
     this.collector.setGarbageBacklog(await this.meta.garbageCount());
     this.collector.setLiveSessions((await this.meta.listSessions()).length);
-    return { deleted, retried };
+    return { deleted, retried, uploadsExpired };
   }
 
   /**

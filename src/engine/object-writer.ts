@@ -144,6 +144,27 @@ export class ObjectWriter {
     }
   }
 
+  /**
+   * Seals what is buffered and waits for every chunk, committing nothing: for
+   * chunks another record takes (a multipart upload's part). The chunks stay
+   * write-held by the session until that record is committed. On failure
+   * whatever was stored is deleted, as abort() does.
+   */
+  async seal(): Promise<ChunkRef[]> {
+    this.assertOpen();
+    this.finished = true;
+    try {
+      if (this.filled > 0) await this.sealBuffer();
+      else this.releaseBuffer();
+      const chunks = await Promise.all(this.refs);
+      if (this.failure) throw this.failure;
+      return chunks;
+    } catch (err) {
+      await this.cleanUp();
+      throw err;
+    }
+  }
+
   /** Abandons the write: deletes whatever chunks were stored. */
   async abort(): Promise<void> {
     if (this.finished) return;

@@ -93,6 +93,8 @@ export interface Status {
   buckets: BucketInfo[];
   repair: RepairBacklog;
   gc: GcBacklog;
+  /** Multipart uploads in progress (S3), and how long one may stay untouched before gc aborts it. */
+  uploads: { open: number; expireAfterSeconds: number };
   /** Live sessions: every process that holds chunks or has used the store for writing or reading. */
   sessions: SessionStatus[];
 }
@@ -214,6 +216,7 @@ export async function collectStatus(lilio: Lilio, options: { repairQueue?: boole
     buckets,
     repair,
     gc: await gcBacklog(lilio),
+    uploads: { open: await lilio.meta.uploadCount(), expireAfterSeconds: lilio.config.uploads.expireAfterSeconds },
     sessions: (await lilio.meta.listSessions()).map(sessionStatus),
   };
 }

@@ -52,6 +52,11 @@ const BY_CODE: Record<ErrorCode, number> = {
   TIMEOUT: Errno.EIO,
   UNSUPPORTED: Errno.ENOTSUP,
   TOO_BIG: Errno.EFBIG,
+  // Multipart uploads never reach the mount; should one, it is a bad argument.
+  NO_SUCH_UPLOAD: Errno.ENOENT,
+  INVALID_PART: Errno.EINVAL,
+  INVALID_PART_ORDER: Errno.EINVAL,
+  ENTITY_TOO_SMALL: Errno.EINVAL,
 };
 
 /** An errno carried through the FUSE layer where no LilioError fits (EPERM at the root, EBADF...). */

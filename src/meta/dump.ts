@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import { ExistsError, InvalidError, LilioError, UnsupportedError } from '../core/errors.js';
 import { validateBucketName, validateKey } from '../core/names.js';
-import type { BucketRecord, GarbageEntry, ObjectDraft, ObjectRecord } from '../core/types.js';
+import type { BucketRecord, GarbageEntry, ObjectDraft, ObjectRecord, PartRecord, UploadRecord } from '../core/types.js';
 import type { MetadataStore } from './store.js';
 
 /**
@@ -13,10 +13,14 @@ import type { MetadataStore } from './store.js';
  *   {"kind":"header","format":1,"store":"local","dumpedAt":1732500000000}
  *   {"kind":"bucket","bucket":{...BucketRecord}}
  *   {"kind":"object","object":{...ObjectRecord, chunks and inline included}}
+ *   {"kind":"upload","upload":{...UploadRecord}}       a multipart upload in progress
+ *   {"kind":"part","part":{...PartRecord}}             one of its parts, after it
  *   {"kind":"garbage","chunk":{...ChunkRef},"queuedAt":1732500000000}
  *
  * Records are nested rather than spread next to "kind" because objects have a
- * `kind` of their own. A bucket's line comes before its objects.
+ * `kind` of their own. A bucket's line comes before its objects and uploads,
+ * an upload's before its parts (uploads own their parts' chunks: a dump
+ * without them would leave those chunks to the orphan scan).
  *
  * A dump is not a snapshot of the whole store: each record is whole, but one
  * taken while others commit may mix earlier and later states of different keys.
@@ -31,6 +35,9 @@ export const DUMP_FORMAT = 1;
 export interface MetadataCounts {
   buckets: number;
   objects: number;
+  /** Multipart uploads in progress, and their parts. */
+  uploads: number;
+  parts: number;
   garbage: number;
 }
 
@@ -40,7 +47,7 @@ export async function dumpMetadata(
   store: MetadataStore,
   out: (line: string) => void | Promise<void>,
 ): Promise<MetadataCounts> {
-  const counts: MetadataCounts = { buckets: 0, objects: 0, garbage: 0 };
+  const counts: MetadataCounts = { buckets: 0, objects: 0, uploads: 0, parts: 0, garbage: 0 };
   await out(JSON.stringify({ kind: 'header', format: DUMP_FORMAT, store: store.type, dumpedAt: Date.now() }));
   for (const bucket of await store.listBuckets()) {
     await out(JSON.stringify({ kind: 'bucket', bucket }));
@@ -49,6 +56,7 @@ export async function dumpMetadata(
       await out(JSON.stringify({ kind: 'object', object }));
       counts.objects++;
     }
+    await dumpUploads(store, bucket.name, out, counts);
   }
   // Without a read-only view of the queue the dump leaves it out: taking and re-queuing
   // would lose entries if the dump died in between. Chunks left out are orphans for gc.
@@ -60,6 +68,36 @@ export async function dumpMetadata(
     }
   }
   return counts;
+}
+
+async function dumpUploads(
+  store: MetadataStore,
+  bucket: string,
+  out: (line: string) => void | Promise<void>,
+  counts: MetadataCounts,
+): Promise<void> {
+  let after: { key: string; id: string } | undefined;
+  for (;;) {
+    const page = await store.listUploads(bucket, { ...(after ? { after } : {}), limit: 1000 });
+    for (const upload of page.uploads) {
+      await out(JSON.stringify({ kind: 'upload', upload }));
+      counts.uploads++;
+      for (let partAfter = 0; ; ) {
+        // Gone since it was listed (completed, aborted): what was written of it stays consistent.
+        const parts = await store.listParts(upload.id, { after: partAfter, limit: 100 }).catch((err: unknown) => {
+          if (err instanceof LilioError && err.code === 'NO_SUCH_UPLOAD') return { parts: [], truncated: false };
+          throw err;
+        });
+        for (const part of parts.parts) await out(JSON.stringify({ kind: 'part', part }));
+        counts.parts += parts.parts.length;
+        if (!parts.truncated || parts.parts.length === 0) break;
+        partAfter = parts.parts.at(-1)!.partNumber;
+      }
+    }
+    const last = page.uploads.at(-1);
+    if (!page.truncated || !last) return;
+    after = { key: last.key, id: last.id };
+  }
 }
 
 const attrs = z.looseObject({
@@ -109,10 +147,32 @@ const object = z.looseObject({
   committedAt: z.number(),
 });
 
+const upload = z.looseObject({
+  id: z.string().regex(/^[0-9a-f]{36}$/),
+  bucket: z.string(),
+  key: z.string(),
+  initiated: z.number(),
+  touchedAt: z.number(),
+  contentType: z.string().optional(),
+  xattrs: z.record(z.string(), z.string()).optional(),
+});
+
+const part = z.looseObject({
+  uploadId: z.string(),
+  partNumber: z.number(),
+  size: z.number(),
+  etag: z.string(),
+  chunkSize: z.number(),
+  chunks: z.array(chunk),
+  uploadedAt: z.number(),
+});
+
 const dumpLine = z.discriminatedUnion('kind', [
   z.looseObject({ kind: z.literal('header'), format: z.number() }),
   z.object({ kind: z.literal('bucket'), bucket }),
   z.object({ kind: z.literal('object'), object }),
+  z.object({ kind: z.literal('upload'), upload }),
+  z.object({ kind: z.literal('part'), part }),
   z.object({ kind: z.literal('garbage'), chunk, queuedAt: z.number() }),
 ]);
 
@@ -126,7 +186,7 @@ export async function loadMetadata(
   store: MetadataStore,
   lines: AsyncIterable<string> | Iterable<string>,
 ): Promise<MetadataCounts> {
-  const counts: MetadataCounts = { buckets: 0, objects: 0, garbage: 0 };
+  const counts: MetadataCounts = { buckets: 0, objects: 0, uploads: 0, parts: 0, garbage: 0 };
   let garbage: GarbageEntry[] = [];
   let lineNumber = 0;
   for await (const text of lines) {
@@ -151,6 +211,18 @@ export async function loadMetadata(
           counts.objects++;
           break;
         }
+        case 'upload': {
+          const record = line.upload as UploadRecord;
+          validateBucketName(record.bucket);
+          validateKey(record.key);
+          await createUpload(store, record);
+          counts.uploads++;
+          break;
+        }
+        case 'part':
+          await store.putPart(line.part as PartRecord);
+          counts.parts++;
+          break;
         case 'garbage':
           garbage.push({ chunk: line.chunk as GarbageEntry['chunk'], queuedAt: line.queuedAt });
           if (garbage.length >= GARBAGE_PAGE) {
@@ -193,6 +265,19 @@ async function createBucket(store: MetadataStore, record: BucketRecord): Promise
     // A different record would bring a different data key: objects encrypted under either would be lost.
     if (!isDeepStrictEqual(await store.getBucket(record.name), record)) {
       throw new ExistsError(`bucket ${record.name} already exists with different settings`);
+    }
+  }
+}
+
+/** An upload already there with the same id (a resumed load) is accepted if it is the same upload. */
+async function createUpload(store: MetadataStore, record: UploadRecord): Promise<void> {
+  try {
+    await store.createUpload(record);
+  } catch (err) {
+    if (!(err instanceof ExistsError)) throw err;
+    const held = await store.getUpload(record.id);
+    if (held?.bucket !== record.bucket || held.key !== record.key || held.initiated !== record.initiated) {
+      throw new ExistsError(`upload ${record.id} already exists for another object`);
     }
   }
 }

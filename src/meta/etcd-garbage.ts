@@ -46,6 +46,8 @@ export interface GarbageChange {
   /** Where to read, when applied, the chunks to take off the queue instead. */
   rescueKeys: [string, string][];
   rescueDirs: [string, string][];
+  /** The same for parts of multipart uploads: [uploadId, partNumber]. */
+  rescueParts?: [string, number][];
 }
 
 /** A queue entry; with `heldBy` it is a write hold of that session, not garbage (see etcd-sessions.ts). */
@@ -68,6 +70,8 @@ export interface HoldView {
 
 export interface ChunkSources {
   chunksAt(bucket: string, key: string): Promise<string[]>;
+  /** The chunks a recorded part holds (none once it is gone: whoever removed it queued or took them). */
+  chunksOfPart(uploadId: string, partNumber: number): Promise<string[]>;
   chunksUnder(bucket: string, dirId: string): AsyncIterable<string[]>;
 }
 
@@ -116,7 +120,14 @@ export class GarbageQueue {
   ): Promise<{ blob?: BlobRef; journaled: boolean }> {
     const direct = change.rescue.length + 2 * change.retire.length;
     const lists = change.retireLists ?? [];
-    if (direct === 0 && lists.length === 0 && change.rescueKeys.length === 0 && change.rescueDirs.length === 0) {
+    const parts = change.rescueParts ?? [];
+    if (
+      direct === 0 &&
+      lists.length === 0 &&
+      change.rescueKeys.length === 0 &&
+      change.rescueDirs.length === 0 &&
+      parts.length === 0
+    ) {
       return { journaled: false };
     }
     const fits =
@@ -144,6 +155,7 @@ export class GarbageQueue {
     const keys = [...change.rescueKeys];
     if (keys.length > 0) entry.keys = keys;
     if (change.rescueDirs.length > 0) entry.dirs = change.rescueDirs;
+    if (parts.length > 0) entry.parts = parts;
     plan.put(this.keys.journal(newId()), encode(entry));
     return { blob, journaled: true };
   }
@@ -351,6 +363,9 @@ export class GarbageQueue {
       }
       for (const [bucket, dirId] of entry.dirs ?? []) {
         for await (const ids of this.sources.chunksUnder(bucket, dirId)) for (const id of ids) rescued.add(id);
+      }
+      for (const [uploadId, partNumber] of entry.parts ?? []) {
+        for (const id of await this.sources.chunksOfPart(uploadId, partNumber)) rescued.add(id);
       }
     }
     let fenceHeld = true;

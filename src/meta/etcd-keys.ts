@@ -20,6 +20,8 @@ import type { ChunkRef, GarbageEntry, ObjectRecord } from '../core/types.js';
  *                                    so the reaper finds what it wrote); the hold itself is
  *                                    P/g/c/<chunk> with `heldBy`, which a commit's rescue deletes
  *   P/r/<chunk>                      repair queue: the chunk and the backends lacking a replica (etcd-repairs.ts)
+ *   P/u/<upload>                     a multipart upload in progress (etcd-uploads.ts)
+ *   P/v/<upload>/<part>              one of its parts, with its chunk list; part numbers zero-padded to 5 digits
  *
  * Directories have ids, as inodes do: a directory's entries live under its
  * id, so one level is one range read (objects and subdirectories sorted
@@ -183,6 +185,22 @@ export class EtcdKeys {
     return [session ?? '', chunkId ?? ''];
   }
 
+  upload(id: string): Buffer {
+    return this.key(`u/${id}`);
+  }
+
+  uploads(): KeyRange {
+    return this.range(`${this.root}/u/`);
+  }
+
+  part(uploadId: string, partNumber: number): Buffer {
+    return this.key(`v/${uploadId}/${String(partNumber).padStart(5, '0')}`);
+  }
+
+  parts(uploadId: string): KeyRange {
+    return this.range(`${this.root}/v/${uploadId}/`);
+  }
+
   journal(id: string): Buffer {
     return this.key(`j/${id}`);
   }
@@ -261,6 +279,8 @@ export interface JournalEntry {
   keys?: [string, string][];
   /** The same for every record below directory [bucket, dirId]. */
   dirs?: [string, string][];
+  /** The same for the part [uploadId, partNumber] of a multipart upload. */
+  parts?: [string, number][];
 }
 
 export function encode(value: unknown): Buffer {

@@ -8,7 +8,7 @@ import {
   NotFoundError,
   UnavailableError,
 } from '../core/errors.js';
-import type { ChunkRef, ObjectDraft, ObjectRecord } from '../core/types.js';
+import type { ChunkRef, GarbageEntry, ObjectDraft, ObjectRecord } from '../core/types.js';
 import { checkExchange, checkExpect, checkPrefixRename, orphanedChunks } from './commit-rules.js';
 import { type BlobStore, listHash } from './etcd-blobs.js';
 import { AmbiguousCommit, type EtcdConnection } from './etcd-client.js';
@@ -30,6 +30,9 @@ import type { Expect } from './store.js';
  * token, so that after an answer lost in transit the retry recognises its own
  * commit instead of reporting a conflict with itself.
  */
+
+/** More for an object commit's transaction; returns chunks it stops referencing (see ObjectCommits.put). */
+export type CommitRider = (plan: TxnPlan) => Promise<GarbageEntry[]>;
 
 /** A commit retried this often against other writers gives up. */
 const MAX_ATTEMPTS = 64;
@@ -56,7 +59,11 @@ export class ObjectCommits {
     private readonly committed: (written: Buffer[]) => void,
   ) {}
 
-  async put(draft: ObjectDraft, expect: Expect): Promise<ObjectRecord> {
+  /**
+   * `rider`: more for the same transaction (a multipart completion removes its
+   * upload), planned anew in every attempt; returns chunks to queue with it.
+   */
+  async put(draft: ObjectDraft, expect: Expect, rider?: CommitRider): Promise<ObjectRecord> {
     const { bucket, key } = draft;
     const { summary, chunks, inline } = splitRecord(draft);
     const token = newId();
@@ -64,7 +71,7 @@ export class ObjectCommits {
     const hash = big ? listHash(chunks) : '';
     let written: BlobRef | undefined;
     let ambiguous = false;
-    if (expect === 'absent' && !big && !isMarker(key)) {
+    if (expect === 'absent' && !big && !isMarker(key) && !rider) {
       const created = await this.createAsLastSeen(draft, token, () => {
         ambiguous = true;
       });
@@ -93,6 +100,7 @@ export class ObjectCommits {
         };
         const plan = await this.plan(snapshot, token, (edit) => this.place(edit, key, summary, body, token));
         if (body.blob && !reused) this.blobs.adopt(plan, body.blob);
+        if (rider) change.retire.push(...(await rider(plan)));
         const result = await this.commit(plan, change, snapshot.journalEmpty, failing, () => {
           ambiguous = true;
         });

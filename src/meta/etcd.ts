@@ -14,7 +14,16 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { ExistsError, InvalidError, NotEmptyError, NotFoundError } from '../core/errors.js';
-import type { BucketRecord, ChunkRef, GarbageEntry, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
+import type {
+  BucketRecord,
+  ChunkRef,
+  GarbageEntry,
+  ObjectAttrs,
+  ObjectDraft,
+  ObjectRecord,
+  PartRecord,
+  UploadRecord,
+} from '../core/types.js';
 import { batchLimit, updatedBucket } from './commit-rules.js';
 import { BlobStore } from './etcd-blobs.js';
 import { KeyCache } from './etcd-cache.js';
@@ -29,6 +38,7 @@ import { recordOf } from './etcd-records.js';
 import { RepairQueueKeys } from './etcd-repairs.js';
 import { EtcdSessions } from './etcd-sessions.js';
 import { TxnPlan } from './etcd-txn.js';
+import { EtcdUploads } from './etcd-uploads.js';
 import { ChangeFeed } from './etcd-watch.js';
 import { isMarker, keySuccessor } from './keyspace.js';
 import type {
@@ -37,10 +47,13 @@ import type {
   ListPage,
   MetadataStore,
   NameLookup,
+  PartPage,
   RepairDone,
   RepairEntry,
   SessionInfo,
   SessionRecord,
+  UploadListOptions,
+  UploadPage,
 } from './store.js';
 
 const ITERATE_BATCH = 256;
@@ -59,6 +72,7 @@ export class EtcdMetadataStore implements MetadataStore {
   private readonly feed: ChangeFeed;
   private readonly cache: KeyCache;
   private readonly repairs: RepairQueueKeys;
+  private readonly uploads: EtcdUploads;
   /** Bucket records as last read, trusted only while the watch is up and has not reported a change. */
   private readonly bucketCache = new Map<string, BucketRecord>();
   private bucketEpoch = 0;
@@ -89,7 +103,9 @@ export class EtcdMetadataStore implements MetadataStore {
     this.garbage = new GarbageQueue(this.conn, this.keys, this.blobs, {
       chunksAt: async (bucket, key) => (await this.getObject(bucket, key))?.chunks.map((c) => c.id) ?? [],
       chunksUnder: (bucket, dirId) => this.reader.chunkIdsUnder(bucket, dirId),
+      chunksOfPart: (uploadId, partNumber) => this.uploads.chunksOfPart(uploadId, partNumber),
     });
+    this.uploads = new EtcdUploads(this.conn, this.keys, this.garbage, this.blobs, () => this.changed());
     this.sessions = new EtcdSessions(this.conn, this.keys, this.garbage);
     this.locator = new Locator(this.conn, this.keys, this.paths, this.blobs, this.garbage);
     this.commits = new ObjectCommits(
@@ -268,6 +284,54 @@ export class EtcdMetadataStore implements MetadataStore {
       if (batch.length < ITERATE_BATCH) return;
       start = keySuccessor(batch.at(-1)!.key);
     }
+  }
+
+  // ---- multipart uploads (see etcd-uploads.ts) ----
+
+  createUpload(upload: UploadRecord): Promise<void> {
+    this.conn.ensureOpen();
+    return this.uploads.create(upload);
+  }
+
+  getUpload(id: string): Promise<UploadRecord | undefined> {
+    this.conn.ensureOpen();
+    return this.uploads.get(id);
+  }
+
+  listUploads(bucket: string, options: UploadListOptions = {}): Promise<UploadPage> {
+    this.conn.ensureOpen();
+    return this.uploads.list(bucket, options);
+  }
+
+  staleUploads(touchedBefore: number, limit: number): Promise<UploadRecord[]> {
+    this.conn.ensureOpen();
+    return this.uploads.stale(touchedBefore, limit);
+  }
+
+  uploadCount(): Promise<number> {
+    this.conn.ensureOpen();
+    return this.uploads.count();
+  }
+
+  putPart(part: PartRecord): Promise<void> {
+    this.conn.ensureOpen();
+    return this.uploads.putPart(part);
+  }
+
+  listParts(uploadId: string, options: { after?: number; limit?: number } = {}): Promise<PartPage> {
+    this.conn.ensureOpen();
+    return this.uploads.listParts(uploadId, options);
+  }
+
+  async completeUpload(uploadId: string, draft: ObjectDraft, expect: Expect): Promise<ObjectRecord> {
+    this.conn.ensureOpen();
+    this.paths.checkDepth(draft.key);
+    return this.commits.put(draft, expect, this.uploads.completion(uploadId, draft));
+  }
+
+  abortUpload(uploadId: string): Promise<void> {
+    this.conn.ensureOpen();
+    return this.uploads.abort(uploadId);
   }
 
   // ---- garbage ----

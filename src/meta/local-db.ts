@@ -11,6 +11,7 @@ import {
   UnsupportedError,
 } from '../core/errors.js';
 import { REPAIRS_SCHEMA } from './local-repairs.js';
+import { UPLOADS_SCHEMA } from './local-uploads.js';
 
 /**
  * The SQLite file behind LocalMetadataStore: where it lives, how a connection
@@ -18,8 +19,8 @@ import { REPAIRS_SCHEMA } from './local-repairs.js';
  */
 
 export const DB_FILE = 'lilio.db';
-/** 1: objects, dirs, garbage. 2: sessions and their holds. 3: the repair queue. */
-export const SCHEMA_VERSION = 3;
+/** 1: objects, dirs, garbage. 2: sessions and their holds. 3: the repair queue. 4: multipart uploads. */
+export const SCHEMA_VERSION = 4;
 
 /**
  * How long a writer waits for another process's transaction before giving up
@@ -212,6 +213,7 @@ function keepPrivate(path: string, mode: number): void {
 const MIGRATIONS: Record<number, string> = {
   1: SESSIONS_SCHEMA,
   2: REPAIRS_SCHEMA,
+  3: UPLOADS_SCHEMA,
 };
 
 function migrate(db: Database.Database, file: string): void {

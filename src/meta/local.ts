@@ -24,8 +24,24 @@
  */
 import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { CommitUnknownError, ExistsError, NotEmptyError, NotFoundError, UnavailableError } from '../core/errors.js';
-import type { BucketRecord, ChunkRef, GarbageEntry, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
+import {
+  CommitUnknownError,
+  ExistsError,
+  NoSuchUploadError,
+  NotEmptyError,
+  NotFoundError,
+  UnavailableError,
+} from '../core/errors.js';
+import type {
+  BucketRecord,
+  ChunkRef,
+  GarbageEntry,
+  ObjectAttrs,
+  ObjectDraft,
+  ObjectRecord,
+  PartRecord,
+  UploadRecord,
+} from '../core/types.js';
 import {
   batchLimit,
   checkExchange,
@@ -48,6 +64,7 @@ import {
   type Statements,
   type SummaryRow,
 } from './local-sql.js';
+import { type PartRow, prepareUploadStatements, type UploadStatements } from './local-uploads.js';
 import { LocalWriter, type WriterOptions } from './local-writer.js';
 import { clearRepair, mergeDone, mergeEntries, mergeRepair } from './repair-rules.js';
 import type {
@@ -56,11 +73,15 @@ import type {
   ListPage,
   MetadataStore,
   ObjectSummary,
+  PartPage,
   RepairDone,
   RepairEntry,
   SessionInfo,
   SessionRecord,
+  UploadListOptions,
+  UploadPage,
 } from './store.js';
+import { checkPartNumber, completionGarbage } from './upload-rules.js';
 
 export interface LocalMetadataOptions {
   /** A directory; the database is DIR/lilio.db. Created when missing. */
@@ -117,6 +138,10 @@ export const WRITES = [
   'releaseRead',
   'queueRepairs',
   'clearRepairs',
+  'createUpload',
+  'putPart',
+  'commitUpload',
+  'abortUpload',
 ] as const satisfies readonly (keyof LocalMetadataStore)[];
 
 export class LocalMetadataStore implements MetadataStore {
@@ -126,6 +151,7 @@ export class LocalMetadataStore implements MetadataStore {
   private readonly db: Database.Database;
   private readonly sql: Statements;
   private readonly repairSql: RepairStatements;
+  private readonly uploadSql: UploadStatements;
   private readonly transaction: Database.Transaction<<T>(body: () => T) => T>;
   /** Commits made through this connection: PRAGMA data_version only counts other connections'. */
   private commits = 0;
@@ -166,6 +192,7 @@ export class LocalMetadataStore implements MetadataStore {
     this.file = file;
     this.sql = prepareStatements(db);
     this.repairSql = prepareRepairStatements(db);
+    this.uploadSql = prepareUploadStatements(db);
     this.transaction = db.transaction(<T>(body: () => T): T => body());
     this.writer = writer;
     if (writer) {
@@ -237,29 +264,155 @@ export class LocalMetadataStore implements MetadataStore {
    */
   async commitObject(draft: ObjectDraft, expect: Expect): Promise<number> {
     // bucket, key and version have columns of their own; a draft carrying a version has it ignored.
-    const { bucket, key, version: _ignored, chunks, inline, ...fields } = draft as ObjectRecord;
+    const { bucket, key, version: _ignored, chunks, inline: _inline, ...fields } = draft as ObjectRecord;
     if (chunks.length > LONG_CHUNK_LIST) this.runsLong();
     const summary = JSON.stringify(fields);
     const chunkList = JSON.stringify(chunks);
-    const version = this.write(
+    return this.write(() => this.commitDraft(draft, expect, summary, chunkList), { what: `put of ${bucket}/${key}` });
+  }
+
+  /** Inside a write: commits a draft whose summary and chunk list are encoded already; returns its version. */
+  private commitDraft(draft: ObjectDraft, expect: Expect, summary: string, chunkList: string): number {
+    const { bucket, key, chunks, inline } = draft;
+    this.requireBucket(bucket);
+    const current = this.sql.head.get(SMALL_CHUNK_LIST, bucket, key);
+    checkExpect(bucket, key, current, expect);
+    const version = this.sql.nextVersions.get(1)!;
+    if (current) {
+      this.retire(bucket, key, current.chunks, chunks, chunkList);
+      this.sql.updateObject.run(version, summary, inline ?? null, chunkList, bucket, key);
+    } else {
+      this.sql.insertObject.run(bucket, key, parentOf(key), version, summary, inline ?? null, chunkList);
+      this.addDirs(bucket, key);
+    }
+    this.rescue(chunkList, chunks);
+    return version;
+  }
+
+  // ---- multipart uploads ----
+
+  async createUpload(upload: UploadRecord): Promise<void> {
+    const text = JSON.stringify(upload);
+    this.write(() => {
+      this.requireBucket(upload.bucket);
+      if (this.uploadSql.get.get(upload.id) !== undefined) throw new ExistsError(`upload ${upload.id} already exists`);
+      this.uploadSql.insert.run(upload.id, upload.bucket, upload.key, upload.touchedAt, text);
+    });
+  }
+
+  async getUpload(id: string): Promise<UploadRecord | undefined> {
+    const text = this.read(() => this.uploadSql.get.get(id));
+    return text === undefined ? undefined : this.parse<UploadRecord>(text, `upload ${id}`);
+  }
+
+  async listUploads(bucket: string, options: UploadListOptions = {}): Promise<UploadPage> {
+    const limit = pageLimit(options.limit);
+    const prefix = options.prefix ?? '';
+    const after = options.after;
+    const texts = this.read(() => {
+      this.requireBucket(bucket);
+      return this.uploadSql.page.all({
+        bucket,
+        key: after?.key ?? '',
+        // Ids are hex: '~' sorts after every one of them, so "after the key" skips all its uploads.
+        id: after ? (after.id ?? '~') : '~',
+        from: prefix,
+        to: prefixEnd(prefix) ?? KEY_CEILING,
+        limit: limit + 1,
+      });
+    });
+    const uploads = texts.slice(0, limit).map((text) => this.parse<UploadRecord>(text, 'an upload'));
+    return { uploads, truncated: texts.length > limit };
+  }
+
+  async staleUploads(touchedBefore: number, limit: number): Promise<UploadRecord[]> {
+    batchLimit(limit);
+    const texts = this.read(() => this.uploadSql.stale.all(touchedBefore, limit));
+    return texts.map((text) => this.parse<UploadRecord>(text, 'an upload'));
+  }
+
+  async uploadCount(): Promise<number> {
+    return this.read(() => this.uploadSql.count.get()!);
+  }
+
+  async putPart(part: PartRecord): Promise<void> {
+    checkPartNumber(part.partNumber);
+    const { chunks, ...fields } = part;
+    if (chunks.length > LONG_CHUNK_LIST) this.runsLong();
+    const summary = JSON.stringify(fields);
+    const chunkList = JSON.stringify(chunks);
+    this.write(
       () => {
-        this.requireBucket(bucket);
-        const current = this.sql.head.get(SMALL_CHUNK_LIST, bucket, key);
-        checkExpect(bucket, key, current, expect);
-        const version = this.sql.nextVersions.get(1)!;
-        if (current) {
-          this.retire(bucket, key, current.chunks, chunks, chunkList);
-          this.sql.updateObject.run(version, summary, inline ?? null, chunkList, bucket, key);
-        } else {
-          this.sql.insertObject.run(bucket, key, parentOf(key), version, summary, inline ?? null, chunkList);
-          this.addDirs(bucket, key);
+        const upload = this.requireUpload(part.uploadId);
+        const old = this.uploadSql.getPartChunks.get(part.uploadId, part.partNumber);
+        if (old !== undefined) {
+          const queuedAt = Date.now();
+          const replaced = this.parse<ChunkRef[]>(old, `part ${part.partNumber} of upload ${part.uploadId}`);
+          for (const chunk of orphanedChunks(replaced, chunks))
+            this.sql.enqueue.run(chunk.id, JSON.stringify(chunk), queuedAt);
         }
+        this.uploadSql.putPart.run(part.uploadId, part.partNumber, summary, chunkList);
         this.rescue(chunkList, chunks);
+        upload.touchedAt = part.uploadedAt;
+        this.uploadSql.touch.run(part.uploadedAt, JSON.stringify(upload), part.uploadId);
+      },
+      { what: `part ${part.partNumber} of upload ${part.uploadId}` },
+    );
+  }
+
+  async listParts(uploadId: string, options: { after?: number; limit?: number } = {}): Promise<PartPage> {
+    const limit = pageLimit(options.limit);
+    const rows = this.read(() => {
+      this.requireUpload(uploadId);
+      return this.uploadSql.partsFrom.all(uploadId, options.after ?? 0, limit + 1);
+    }, true);
+    const parts = rows.slice(0, limit).map((row) => this.toPart(row));
+    return { parts, truncated: rows.length > limit };
+  }
+
+  async completeUpload(uploadId: string, draft: ObjectDraft, expect: Expect): Promise<ObjectRecord> {
+    const version = await this.commitUpload(uploadId, draft, expect);
+    return { ...draft, version } as ObjectRecord;
+  }
+
+  /** completeUpload's transaction, returning only the new version (as commitObject does). */
+  async commitUpload(uploadId: string, draft: ObjectDraft, expect: Expect): Promise<number> {
+    const { bucket: _b, key: _k, version: _ignored, chunks, inline: _i, ...fields } = draft as ObjectRecord;
+    // Every part's chunk list is read and diffed: always a long write.
+    this.runsLong();
+    const summary = JSON.stringify(fields);
+    const chunkList = JSON.stringify(chunks);
+    return this.write(
+      () => {
+        const upload = this.requireUpload(uploadId);
+        const parts = this.uploadSql.allChunks
+          .all(uploadId)
+          .map((text) => ({ chunks: this.parse<ChunkRef[]>(text, `a part of upload ${uploadId}`) }));
+        const garbage = completionGarbage(upload, draft, parts);
+        const version = this.commitDraft(draft, expect, summary, chunkList);
+        const queuedAt = Date.now();
+        for (const chunk of garbage) this.sql.enqueue.run(chunk.id, JSON.stringify(chunk), queuedAt);
+        this.uploadSql.removeParts.run(uploadId);
+        this.uploadSql.remove.run(uploadId);
         return version;
       },
-      { what: `put of ${bucket}/${key}` },
+      { what: `completion of upload ${uploadId} as ${draft.bucket}/${draft.key}` },
     );
-    return version;
+  }
+
+  async abortUpload(uploadId: string): Promise<void> {
+    this.runsLong();
+    this.write(() => {
+      this.requireUpload(uploadId);
+      const queuedAt = Date.now();
+      for (const text of this.uploadSql.allChunks.all(uploadId)) {
+        for (const chunk of this.parse<ChunkRef[]>(text, `a part of upload ${uploadId}`)) {
+          this.sql.enqueue.run(chunk.id, JSON.stringify(chunk), queuedAt);
+        }
+      }
+      this.uploadSql.removeParts.run(uploadId);
+      this.uploadSql.remove.run(uploadId);
+    });
   }
 
   async deleteObject(bucket: string, key: string, expect: Expect = 'any'): Promise<ObjectRecord | undefined> {
@@ -638,6 +791,18 @@ export class LocalMetadataStore implements MetadataStore {
     this.sql.dropWriteHolds.run(id);
     this.sql.dropReadHolds.run(id);
     this.sql.deleteSession.run(id);
+  }
+
+  private requireUpload(id: string): UploadRecord {
+    const text = this.uploadSql.get.get(id);
+    if (text === undefined) throw new NoSuchUploadError(`upload ${id} does not exist (completed, aborted or expired?)`);
+    return this.parse<UploadRecord>(text, `upload ${id}`);
+  }
+
+  private toPart(row: PartRow): PartRecord {
+    const part = this.parse<PartRecord>(row.summary, 'a part');
+    part.chunks = this.parse<ChunkRef[]>(row.chunks, `chunks of part ${part.partNumber}`);
+    return part;
   }
 
   private requireBucket(name: string): void {

@@ -1,5 +1,14 @@
-import { ExistsError, NotEmptyError, NotFoundError, UnavailableError } from '../core/errors.js';
-import type { BucketRecord, ChunkRef, GarbageEntry, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
+import { ExistsError, NoSuchUploadError, NotEmptyError, NotFoundError, UnavailableError } from '../core/errors.js';
+import type {
+  BucketRecord,
+  ChunkRef,
+  GarbageEntry,
+  ObjectAttrs,
+  ObjectDraft,
+  ObjectRecord,
+  PartRecord,
+  UploadRecord,
+} from '../core/types.js';
 import {
   batchLimit,
   checkExchange,
@@ -18,11 +27,15 @@ import type {
   ListPage,
   MetadataStore,
   ObjectSummary,
+  PartPage,
   RepairDone,
   RepairEntry,
   SessionInfo,
   SessionRecord,
+  UploadListOptions,
+  UploadPage,
 } from './store.js';
+import { checkPartNumber, compareUploads, completionGarbage, uploadListed } from './upload-rules.js';
 
 /**
  * Metadata held in this process only: for tests and throw-away runs. Every
@@ -46,12 +59,18 @@ interface BucketState {
 
 const ITERATE_BATCH = 256;
 
+interface UploadState {
+  record: UploadRecord;
+  parts: Map<number, PartRecord>;
+}
+
 export class MemoryMetadataStore implements MetadataStore {
   readonly type = 'memory';
   private readonly buckets = new Map<string, BucketState>();
   private readonly garbage = new Map<string, GarbageEntry>();
   private readonly sessions = new SessionTable();
   private readonly repairs = new Map<string, RepairEntry>();
+  private readonly uploads = new Map<string, UploadState>();
   private lastVersion = 0;
   private commits = 0;
   private closed = false;
@@ -99,14 +118,7 @@ export class MemoryMetadataStore implements MetadataStore {
   }
 
   async putObject(draft: ObjectDraft, expect: Expect): Promise<ObjectRecord> {
-    const state = this.bucket(draft.bucket);
-    const current = state.objects.get(draft.key);
-    checkExpect(draft.bucket, draft.key, current, expect);
-    const record = structuredClone(draft) as ObjectRecord;
-    record.version = ++this.lastVersion;
-    if (current) this.retire(current, record);
-    this.rescue(record);
-    this.setRecord(state, draft.key, record);
+    const record = this.commitDraft(draft, expect);
     this.commits++;
     return structuredClone(record);
   }
@@ -225,6 +237,87 @@ export class MemoryMetadataStore implements MetadataStore {
       if (batch.length < ITERATE_BATCH) return;
       start = keySuccessor(batch[batch.length - 1]!.key);
     }
+  }
+
+  // ---- multipart uploads ----
+
+  async createUpload(upload: UploadRecord): Promise<void> {
+    this.bucket(upload.bucket);
+    if (this.uploads.has(upload.id)) throw new ExistsError(`upload ${upload.id} already exists`);
+    this.uploads.set(upload.id, { record: structuredClone(upload), parts: new Map() });
+    this.commits++;
+  }
+
+  async getUpload(id: string): Promise<UploadRecord | undefined> {
+    this.open();
+    const state = this.uploads.get(id);
+    return state && structuredClone(state.record);
+  }
+
+  async listUploads(bucket: string, options: UploadListOptions = {}): Promise<UploadPage> {
+    this.bucket(bucket);
+    const limit = pageLimit(options.limit);
+    const listed = [...this.uploads.values()]
+      .map((u) => u.record)
+      .filter((u) => u.bucket === bucket && uploadListed(u, options))
+      .sort(compareUploads);
+    return { uploads: structuredClone(listed.slice(0, limit)), truncated: listed.length > limit };
+  }
+
+  async staleUploads(touchedBefore: number, limit: number): Promise<UploadRecord[]> {
+    this.open();
+    batchLimit(limit);
+    const stale = [...this.uploads.values()].map((u) => u.record).filter((u) => u.touchedAt < touchedBefore);
+    return structuredClone(stale.sort((a, b) => a.touchedAt - b.touchedAt).slice(0, limit));
+  }
+
+  async uploadCount(): Promise<number> {
+    this.open();
+    return this.uploads.size;
+  }
+
+  async putPart(part: PartRecord): Promise<void> {
+    this.open();
+    checkPartNumber(part.partNumber);
+    const upload = this.upload(part.uploadId);
+    const old = upload.parts.get(part.partNumber);
+    const queuedAt = Date.now();
+    if (old) for (const chunk of orphanedChunks(old.chunks, part.chunks)) this.enqueue({ chunk, queuedAt });
+    this.rescueChunks(part.chunks);
+    upload.parts.set(part.partNumber, structuredClone(part));
+    upload.record.touchedAt = part.uploadedAt;
+    this.commits++;
+  }
+
+  async listParts(uploadId: string, options: { after?: number; limit?: number } = {}): Promise<PartPage> {
+    this.open();
+    const limit = pageLimit(options.limit);
+    const after = options.after ?? 0;
+    const parts = [...this.upload(uploadId).parts.values()]
+      .filter((p) => p.partNumber > after)
+      .sort((a, b) => a.partNumber - b.partNumber);
+    return { parts: structuredClone(parts.slice(0, limit)), truncated: parts.length > limit };
+  }
+
+  async completeUpload(uploadId: string, draft: ObjectDraft, expect: Expect): Promise<ObjectRecord> {
+    this.open();
+    const upload = this.upload(uploadId);
+    const garbage = completionGarbage(upload.record, draft, [...upload.parts.values()]);
+    const record = this.commitDraft(draft, expect);
+    const queuedAt = Date.now();
+    for (const chunk of garbage) this.enqueue({ chunk, queuedAt });
+    this.uploads.delete(uploadId);
+    this.commits++;
+    return structuredClone(record);
+  }
+
+  async abortUpload(uploadId: string): Promise<void> {
+    this.open();
+    const upload = this.upload(uploadId);
+    const queuedAt = Date.now();
+    for (const part of upload.parts.values()) for (const chunk of part.chunks) this.enqueue({ chunk, queuedAt });
+    this.uploads.delete(uploadId);
+    this.commits++;
   }
 
   async takeGarbage(queuedBefore: number, limit: number): Promise<GarbageEntry[]> {
@@ -366,6 +459,25 @@ export class MemoryMetadataStore implements MetadataStore {
     return state;
   }
 
+  private upload(id: string): UploadState {
+    const upload = this.uploads.get(id);
+    if (!upload) throw new NoSuchUploadError(`upload ${id} does not exist (completed, aborted or expired?)`);
+    return upload;
+  }
+
+  /** putObject's change, without counting the commit (completeUpload makes it part of its own). */
+  private commitDraft(draft: ObjectDraft, expect: Expect): ObjectRecord {
+    const state = this.bucket(draft.bucket);
+    const current = state.objects.get(draft.key);
+    checkExpect(draft.bucket, draft.key, current, expect);
+    const record = structuredClone(draft) as ObjectRecord;
+    record.version = ++this.lastVersion;
+    if (current) this.retire(current, record);
+    this.rescue(record);
+    this.setRecord(state, draft.key, record);
+    return record;
+  }
+
   /** Queues the chunks of a record on its way out that its successor (if any) does not keep. */
   private retire(old: ObjectRecord, successor: ObjectRecord | undefined): void {
     const queuedAt = Date.now();
@@ -381,9 +493,13 @@ export class MemoryMetadataStore implements MetadataStore {
 
   /** A commit references these chunks: off the garbage queue, and their write holds end. */
   private rescue(record: ObjectRecord): void {
-    this.sessions.committed(record.chunks);
+    this.rescueChunks(record.chunks);
+  }
+
+  private rescueChunks(chunks: readonly ChunkRef[]): void {
+    this.sessions.committed(chunks);
     if (this.garbage.size === 0) return;
-    for (const chunk of record.chunks) this.garbage.delete(chunk.id);
+    for (const chunk of chunks) this.garbage.delete(chunk.id);
   }
 
   /** Puts or removes the record at `key`, keeping directory counts and levels in step. */

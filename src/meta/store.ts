@@ -1,4 +1,13 @@
-import type { BucketRecord, ChunkRef, GarbageEntry, ObjectAttrs, ObjectDraft, ObjectRecord } from '../core/types.js';
+import type {
+  BucketRecord,
+  ChunkRef,
+  GarbageEntry,
+  ObjectAttrs,
+  ObjectDraft,
+  ObjectRecord,
+  PartRecord,
+  UploadRecord,
+} from '../core/types.js';
 
 /**
  * What a commit expects of the key's current record:
@@ -43,6 +52,27 @@ export interface NameLookup {
   marker?: ObjectRecord;
   /** Whether `key/` is a directory: it has a marker or keys below it. */
   dir: boolean;
+}
+
+export interface UploadListOptions {
+  /** Only uploads of keys starting with this. */
+  prefix?: string;
+  /** Resume after this upload: uploads of later keys, and of this key with a greater id (id absent: none of this key). */
+  after?: { key: string; id?: string };
+  /** Page size; at most 10,000. Default 1,000. */
+  limit?: number;
+}
+
+/** Uploads in (key, id) order; `truncated` when more follow the last one. */
+export interface UploadPage {
+  uploads: UploadRecord[];
+  truncated: boolean;
+}
+
+/** Parts in part number order, after `after`; `truncated` when more follow. */
+export interface PartPage {
+  parts: PartRecord[];
+  truncated: boolean;
 }
 
 /** Who holds a session: a process using the engine (mount, server, CLI, admin). */
@@ -176,6 +206,42 @@ export interface MetadataStore {
    * safely. Optional: without it, dumps leave the queue out.
    */
   peekGarbage?(afterChunkId: string | undefined, limit: number): Promise<GarbageEntry[]>;
+
+  // ---- multipart uploads ----
+  //
+  // An upload owns its parts' chunks as a committed version owns its own: recording a part
+  // takes its chunks off the garbage queue and ends their write holds, in its atomic step;
+  // replacing a part, aborting the upload or completing it without a part queues the chunks
+  // that nothing references any more, in the step that drops them.
+
+  /** Records a new upload. NotFoundError if the bucket does not exist, ExistsError if the id is taken. */
+  createUpload(upload: UploadRecord): Promise<void>;
+  getUpload(id: string): Promise<UploadRecord | undefined>;
+  /** A bucket's uploads in (key, id) byte order. NotFoundError if the bucket does not exist. */
+  listUploads(bucket: string, options?: UploadListOptions): Promise<UploadPage>;
+  /** Uploads of every bucket whose touchedAt is before `touchedBefore` (for expiry), at most `limit`. */
+  staleUploads(touchedBefore: number, limit: number): Promise<UploadRecord[]>;
+  /** Number of uploads in progress. */
+  uploadCount(): Promise<number>;
+  /**
+   * Records a part, replacing one of the same number (whose chunks the new one does not
+   * reference become garbage), and sets the upload's touchedAt to part.uploadedAt.
+   * NoSuchUploadError if the upload does not exist.
+   */
+  putPart(part: PartRecord): Promise<void>;
+  /** Parts with their chunks, numbers above `after` (default 0), at most `limit` (default 1,000, max 10,000). NoSuchUploadError. */
+  listParts(uploadId: string, options?: { after?: number; limit?: number }): Promise<PartPage>;
+  /**
+   * Completes an upload in one atomic step: commits `draft` as putObject(draft, expect) would,
+   * queues as garbage the chunks of the upload's parts that the draft does not reference, and
+   * removes the upload and its parts. NoSuchUploadError if the upload does not exist (or no
+   * longer: completed or aborted), InvalidError if the draft is for another bucket or key,
+   * InvalidPartError if the draft references a chunk that no part of the upload holds now
+   * (a part was replaced meanwhile).
+   */
+  completeUpload(uploadId: string, draft: ObjectDraft, expect: Expect): Promise<ObjectRecord>;
+  /** Removes an upload and its parts, queuing all their chunks as garbage. NoSuchUploadError if missing. */
+  abortUpload(uploadId: string): Promise<void>;
 
   // ---- sessions and holds ----
   //

@@ -41,6 +41,11 @@ const STATUS: Record<WireErrorCode, number> = {
   TIMEOUT: 504,
   UNSUPPORTED: 501,
   TOO_BIG: 413,
+  // Multipart uploads: the statuses S3 answers with.
+  NO_SUCH_UPLOAD: 404,
+  INVALID_PART: 400,
+  INVALID_PART_ORDER: 400,
+  ENTITY_TOO_SMALL: 400,
   UNAUTHORIZED: 401,
   METHOD_NOT_ALLOWED: 405,
   RANGE_NOT_SATISFIABLE: 416,

@@ -127,6 +127,7 @@ t.test('status --json: every number checked against what was stored', async (t) 
   ]);
   t.same(status.repair, { underReplicatedChunks: 1, missingReplicas: 1, lostChunks: 0, recorded: 0 });
   t.same(status.gc, { queued: 2, due: 0, graceSeconds: 600 });
+  t.same(status.uploads, { open: 0, expireAfterSeconds: 7 * 24 * 3600 }, 'no multipart upload in progress');
 
   const zeroGrace = await runCli(['status', '--json', '--config', configWith({ gc: { graceSeconds: 0 } })], env);
   t.equal(zeroGrace.code, 0, zeroGrace.stderr);

@@ -5,6 +5,7 @@ import { bucketRecord, byteOrder, chunkRef, FUTURE, objectDraft } from './meta-f
 import { listingContract } from './meta-listing.js';
 import { repairContract } from './meta-repairs.js';
 import { sessionsContract } from './meta-sessions.js';
+import { uploadsContract } from './meta-uploads.js';
 
 /**
  * The contract every MetadataStore must pass (memory, local SQLite, etcd),
@@ -462,4 +463,5 @@ export function metaContract(t: Test, factory: MetaFactory): void {
   listingContract(t, fresh);
   sessionsContract(t, fresh);
   repairContract(t, fresh);
+  uploadsContract(t, fresh);
 }

@@ -44,10 +44,27 @@ t.test('memory -> JSON lines -> local -> JSON lines is lossless but for versions
   );
   await source.putObject(objectDraft('plain', 'link', { kind: 'symlink', chunks: [], inline: 'YS9i' }), 'absent');
   await source.putObject(objectDraft('photos', 'a/b/c.jpg'), 'any');
+  await source.putObject(objectDraft('photos', 'multi', { layout: 'extents', etag: `${'e'.repeat(32)}-2` }), 'any');
   await source.queueGarbage([{ chunk: chunkRef(), queuedAt: 1234 }]);
+  // An upload in progress owns its parts' chunks: the dump carries it and them.
+  const upload = { id: `${'0'.repeat(12)}${'a'.repeat(24)}`, bucket: 'photos', key: 'up', initiated: 5, touchedAt: 5 };
+  await source.createUpload(upload);
+  for (const partNumber of [1, 2]) {
+    const chunks = [chunkRef(), chunkRef()];
+    const size = chunks.reduce((sum, c) => sum + c.size, 0);
+    await source.putPart({
+      uploadId: upload.id,
+      partNumber,
+      size,
+      etag: 'f'.repeat(32),
+      chunkSize: 1 << 20,
+      chunks,
+      uploadedAt: 10 + partNumber,
+    });
+  }
 
   const first = await dump(source);
-  t.same(first.counts, { buckets: 2, objects: 4, garbage: 3 });
+  t.same(first.counts, { buckets: 2, objects: 5, uploads: 1, parts: 2, garbage: 3 });
   t.match(JSON.parse(first.lines[0]!), { kind: 'header', format: 1, store: 'memory' });
   t.ok(
     first.lines.findIndex((l) => l.includes('"kind":"bucket"') && l.includes('"plain"')) <
@@ -62,7 +79,7 @@ t.test('memory -> JSON lines -> local -> JSON lines is lossless but for versions
   async function* stream() {
     for (const line of first.lines) yield `${line}\n`;
   }
-  t.same(await loadMetadata(target, stream()), { buckets: 2, objects: 4, garbage: 3 });
+  t.same(await loadMetadata(target, stream()), { buckets: 2, objects: 5, uploads: 1, parts: 2, garbage: 3 });
   const second = await dump(target);
   t.same(comparable(second.lines), comparable(first.lines));
   const tagged = (await target.getObject('photos', 'ünï 😀')) as ObjectRecord;
@@ -70,8 +87,14 @@ t.test('memory -> JSON lines -> local -> JSON lines is lossless but for versions
   const before = (await source.getObject('photos', 'a/b/c.jpg')) as ObjectRecord;
   const after = (await target.getObject('photos', 'a/b/c.jpg')) as ObjectRecord;
   t.strictSame(after, { ...before, version: after.version }, 'records arrive whole, with a version of the new store');
+  t.equal((await target.getObject('photos', 'multi'))?.etag, `${'e'.repeat(32)}-2`, 'ETags too');
+  t.strictSame(await target.listParts(upload.id), await source.listParts(upload.id), 'uploads arrive with their parts');
 
-  t.same(await loadMetadata(target, first.lines), { buckets: 2, objects: 4, garbage: 3 }, 'loading again is accepted');
+  t.same(
+    await loadMetadata(target, first.lines),
+    { buckets: 2, objects: 5, uploads: 1, parts: 2, garbage: 3 },
+    'loading again is accepted',
+  );
 });
 
 t.test('load refuses bad input and names the line', async (t) => {

@@ -104,7 +104,7 @@ t.test('a schema-1 file (before sessions) is migrated in place, its records and 
 
   const store = LocalMetadataStore.open({ path: dir });
   t.teardown(() => store.close());
-  t.equal(rawDb(t, dir).pragma('user_version', { simple: true }), 3);
+  t.equal(rawDb(t, dir).pragma('user_version', { simple: true }), 4);
   t.equal((await store.getObject('photos', 'a'))?.key, 'a');
   t.same(
     (await store.peekGarbage(undefined, 10)).map((g) => g.chunk.id),
@@ -185,7 +185,7 @@ t.test('a schema 1 database (before the repair queue) migrates on open and keeps
   const store = LocalMetadataStore.open({ path: dir });
   t.teardown(() => store.close());
   const db = rawDb(t, dir);
-  t.equal(db.pragma('user_version', { simple: true }), 3, 'now schema 3');
+  t.equal(db.pragma('user_version', { simple: true }), 4, 'now schema 4');
   t.strictSame(await store.getObject('photos', 'kept.jpg'), committed, 'objects survive the migration');
   const chunk = committed.chunks[0]!;
   await store.queueRepairs([{ chunk, backends: ['disk-a'], queuedAt: 1 }]);
@@ -193,4 +193,24 @@ t.test('a schema 1 database (before the repair queue) migrates on open and keeps
   const again = LocalMetadataStore.open({ path: dir });
   t.strictSame(await again.peekRepairs(undefined, 5), [{ chunk, backends: ['disk-a'], queuedAt: 1 }], 'and persists');
   await again.close();
+});
+
+t.test('a schema 3 database (before multipart uploads) migrates on open and keeps its data', async (t) => {
+  const dir = await tempDir(t);
+  const first = LocalMetadataStore.open({ path: dir });
+  await first.createBucket(bucketRecord('photos'));
+  const committed = await first.putObject(objectDraft('photos', 'kept.jpg'), 'absent');
+  await first.close();
+  const raw = new Database(join(dir, DB_FILE));
+  raw.exec('DROP TABLE parts; DROP TABLE uploads');
+  raw.pragma('user_version = 3');
+  raw.close();
+
+  const store = LocalMetadataStore.open({ path: dir });
+  t.teardown(() => store.close());
+  t.equal(rawDb(t, dir).pragma('user_version', { simple: true }), 4, 'now schema 4');
+  t.strictSame(await store.getObject('photos', 'kept.jpg'), committed, 'objects survive the migration');
+  const upload = { id: `${'0'.repeat(12)}${'b'.repeat(24)}`, bucket: 'photos', key: 'k', initiated: 1, touchedAt: 1 };
+  await store.createUpload(upload);
+  t.strictSame(await store.getUpload(upload.id), upload, 'uploads work');
 });
