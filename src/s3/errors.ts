@@ -88,6 +88,10 @@ const FROM_LILIO: Record<ErrorCode, S3ErrorCode> = {
   TIMEOUT: 'ServiceUnavailable',
   UNSUPPORTED: 'NotImplemented',
   TOO_BIG: 'EntityTooLarge',
+  NO_SUCH_UPLOAD: 'NoSuchUpload',
+  INVALID_PART: 'InvalidPart',
+  INVALID_PART_ORDER: 'InvalidPartOrder',
+  ENTITY_TOO_SMALL: 'EntityTooSmall',
 };
 
 /**
