@@ -1,152 +1,155 @@
-import { OWNER } from './buckets.js';
-import type { S3Context } from './context.js';
+import { checkConditions, conditionHeaders, hasConditions } from './conditions.js';
+import { declaredLength, header, readSmallBody, refuseBody, type S3Context, sendXml, verifiedBody } from './context.js';
+import { keyAllowsBucket } from './credentials.js';
 import { S3Error } from './errors.js';
+import { uploadIdOf } from './multipart-list.js';
+import { contentTypeFrom, etagOf, isoDate, userMetadataFromHeaders } from './object-meta.js';
+import { committed, copySource, writeExpectation } from './object-write.js';
+import { uriEncode } from './sigv4.js';
 import { childrenNamed, childText, el, parseXml, type XmlNode, XmlSyntaxError } from './xml.js';
 
+export { listMultipartUploads, listParts } from './multipart-list.js';
+
 /**
- * Multipart upload, the S3 side. The engine's upload store (create, part,
- * list, complete, abort, gc of abandoned uploads) is being built separately;
- * until it is wired here every operation answers NotImplemented, so clients
- * fall back or fail clearly (aws s3 cp with a high multipart_threshold,
- * s3cmd --disable-multipart). The request and response shapes are ready:
- * wiring is replacing each `notYet` with a call into src/engine/uploads*.ts.
+ * Multipart upload, the S3 side, over the engine's uploads (src/engine/uploads.ts):
+ * a part streams through the same body checks as a PUT (aws-chunked and its
+ * signatures, x-amz-content-sha256, Content-MD5, x-amz-checksum-*, length)
+ * straight into chunks, and is recorded only once every check passed;
+ * completion is one metadata commit. Content-Type and x-amz-meta-* are taken
+ * at CreateMultipartUpload, as S3 does, and stored the way a PUT stores them.
  *
- * Error codes the engine raises map as: NoSuchUpload 404, InvalidPart 400,
- * InvalidPartOrder 400, EntityTooSmall 400 (all in errors.ts).
+ * Engine codes map in errors.ts: NoSuchUpload 404, InvalidPart 400,
+ * InvalidPartOrder 400, EntityTooSmall 400.
  */
 
-function notYet(operation: string): never {
-  throw new S3Error(
-    'NotImplemented',
-    `${operation} is not implemented yet: upload objects with a single PUT (up to 5 GiB)`,
+const GiB = 1024 ** 3;
+/** S3's largest part (and largest UploadPartCopy source range). */
+const MAX_PART_SIZE = 5 * GiB;
+/** A CompleteMultipartUpload body: 10,000 parts with an ETag and a checksum each fit well within this. */
+const COMPLETE_BODY_LIMIT = 4 * 1024 * 1024;
+
+function partNumberOf(ctx: S3Context): number {
+  const text = ctx.query.get('partNumber');
+  if (text === undefined || !/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 10_000) {
+    throw new S3Error('InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive');
+  }
+  return Number(text);
+}
+
+export async function createMultipartUpload(ctx: S3Context): Promise<void> {
+  refuseBody(ctx);
+  const contentType = contentTypeFrom(header(ctx, 'content-type'));
+  const bucket = await ctx.lilio.bucket(ctx.bucket);
+  const xattrs = userMetadataFromHeaders(bucket, ctx.req.headers);
+  const upload = await ctx.lilio.uploads.create(ctx.bucket, ctx.key, {
+    ...(contentType ? { contentType } : {}),
+    ...(xattrs ? { xattrs } : {}),
+  });
+  sendXml(
+    ctx.res,
+    200,
+    el('InitiateMultipartUploadResult', el('Bucket', ctx.bucket), el('Key', ctx.key), el('UploadId', upload.id)),
   );
 }
 
-export async function createMultipartUpload(_ctx: S3Context): Promise<void> {
-  notYet('CreateMultipartUpload');
+export async function uploadPart(ctx: S3Context): Promise<void> {
+  const uploadId = uploadIdOf(ctx);
+  const partNumber = partNumberOf(ctx);
+  const length = declaredLength(ctx);
+  if (length === undefined) {
+    throw new S3Error('MissingContentLength', 'You must provide the Content-Length HTTP header.');
+  }
+  if (length > MAX_PART_SIZE) {
+    throw new S3Error('EntityTooLarge', `Your proposed upload exceeds the maximum part size (${MAX_PART_SIZE} bytes)`);
+  }
+  const target = { bucket: ctx.bucket, key: ctx.key };
+  // The upload is known before the client is told to send the part (Expect: 100-continue).
+  await ctx.lilio.uploads.get(uploadId, target);
+  ctx.sendContinue();
+  const body = verifiedBody(ctx, length);
+  const part = await ctx.lilio.uploads.uploadPart(uploadId, partNumber, body.stream, {
+    ...target,
+    // Every digest was checked as the stream ended; this throws if it did not end.
+    verify: () => void body.result(),
+  });
+  const checksum = body.result().checksumHeader;
+  ctx.res.writeHead(200, {
+    etag: `"${part.etag}"`,
+    'content-length': '0',
+    ...(checksum ? { [checksum[0]]: checksum[1] } : {}),
+  });
+  ctx.res.end();
 }
 
-export async function uploadPart(_ctx: S3Context): Promise<void> {
-  notYet('UploadPart');
+/** x-amz-copy-source-range: exactly `bytes=FIRST-LAST` inside the source, as S3 asks. */
+function copyRange(ctx: S3Context, size: number): { start: number; end: number } | undefined {
+  const text = header(ctx, 'x-amz-copy-source-range');
+  if (text === undefined) return undefined;
+  const m = /^bytes=(\d{1,16})-(\d{1,16})$/.exec(text.trim());
+  if (!m || Number(m[1]) > Number(m[2]) || Number(m[2]) >= size) {
+    throw new S3Error(
+      'InvalidArgument',
+      `The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy, within the source object of size ${size}`,
+    );
+  }
+  return { start: Number(m[1]), end: Number(m[2]) + 1 };
 }
 
-export async function uploadPartCopy(_ctx: S3Context): Promise<void> {
-  notYet('UploadPartCopy');
+export async function uploadPartCopy(ctx: S3Context): Promise<void> {
+  refuseBody(ctx);
+  const uploadId = uploadIdOf(ctx);
+  const partNumber = partNumberOf(ctx);
+  const source = copySource(ctx);
+  if (!keyAllowsBucket(ctx.auth.key, source.bucket)) throw new S3Error('AccessDenied', 'Access Denied');
+  const target = { bucket: ctx.bucket, key: ctx.key };
+  await ctx.lilio.uploads.get(uploadId, target);
+  // One reader holds one version of the source: conditions, range and bytes all describe it.
+  const reader = await ctx.lilio.openObject(source.bucket, source.key);
+  const conditions = conditionHeaders(ctx.req.headers, 'x-amz-copy-source-');
+  if (hasConditions(conditions)) checkConditions(conditions, reader.record, 'copy');
+  const range = copyRange(ctx, reader.size);
+  const bytes = range ? range.end - range.start : reader.size;
+  if (bytes > MAX_PART_SIZE) {
+    throw new S3Error(
+      'InvalidRequest',
+      `The specified copy source is larger than the maximum allowable size for a copy source: ${MAX_PART_SIZE}`,
+    );
+  }
+  const part = await ctx.lilio.uploads.uploadPart(uploadId, partNumber, ctx.lilio.readObject(reader, range), target);
+  sendXml(ctx.res, 200, el('CopyPartResult', el('LastModified', isoDate(Date.now())), el('ETag', `"${part.etag}"`)));
 }
 
-export async function completeMultipartUpload(_ctx: S3Context): Promise<void> {
-  notYet('CompleteMultipartUpload');
+/** Where the completed object is, as the client addressed this server. */
+function locationOf(ctx: S3Context): string {
+  const host = header(ctx, 'host') ?? 'localhost';
+  const key = uriEncode(ctx.key, true);
+  return host.startsWith(`${ctx.bucket}.`) ? `http://${host}/${key}` : `http://${host}/${ctx.bucket}/${key}`;
 }
 
-export async function abortMultipartUpload(_ctx: S3Context): Promise<void> {
-  notYet('AbortMultipartUpload');
-}
-
-export async function listParts(_ctx: S3Context): Promise<void> {
-  notYet('ListParts');
-}
-
-export async function listMultipartUploads(_ctx: S3Context): Promise<void> {
-  notYet('ListMultipartUploads');
-}
-
-// ---- shapes, for the wiring ----
-
-export function initiateResult(bucket: string, key: string, uploadId: string): XmlNode {
-  return el('InitiateMultipartUploadResult', el('Bucket', bucket), el('Key', key), el('UploadId', uploadId));
-}
-
-export function completeResult(location: string, bucket: string, key: string, etag: string): XmlNode {
-  return el(
-    'CompleteMultipartUploadResult',
-    el('Location', location),
-    el('Bucket', bucket),
-    el('Key', key),
-    el('ETag', etag),
-  );
-}
-
-export function copyPartResult(lastModified: string, etag: string): XmlNode {
-  return el('CopyPartResult', el('LastModified', lastModified), el('ETag', etag));
-}
-
-export interface PartSummary {
-  partNumber: number;
-  etag: string;
-  size: number;
-  lastModified: string;
-}
-
-export function listPartsResult(options: {
-  bucket: string;
-  key: string;
-  uploadId: string;
-  marker: number;
-  nextMarker?: number;
-  maxParts: number;
-  parts: PartSummary[];
-}): XmlNode {
-  return el(
-    'ListPartsResult',
-    el('Bucket', options.bucket),
-    el('Key', options.key),
-    el('UploadId', options.uploadId),
-    OWNER,
-    el('Initiator', el('ID', 'lilio'), el('DisplayName', 'lilio')),
-    el('StorageClass', 'STANDARD'),
-    el('PartNumberMarker', options.marker),
-    options.nextMarker !== undefined ? el('NextPartNumberMarker', options.nextMarker) : undefined,
-    el('MaxParts', options.maxParts),
-    el('IsTruncated', options.nextMarker !== undefined),
-    options.parts.map((p) =>
-      el(
-        'Part',
-        el('PartNumber', p.partNumber),
-        el('LastModified', p.lastModified),
-        el('ETag', p.etag),
-        el('Size', p.size),
-      ),
+export async function completeMultipartUpload(ctx: S3Context): Promise<void> {
+  const uploadId = uploadIdOf(ctx);
+  const target = { bucket: ctx.bucket, key: ctx.key };
+  const expect = await writeExpectation(ctx);
+  const parts = parseCompleteBody((await readSmallBody(ctx, COMPLETE_BODY_LIMIT)).toString('utf8'));
+  const record = await committed(expect, () => ctx.lilio.uploads.complete(uploadId, parts, { ...target, expect }));
+  sendXml(
+    ctx.res,
+    200,
+    el(
+      'CompleteMultipartUploadResult',
+      el('Location', locationOf(ctx)),
+      el('Bucket', ctx.bucket),
+      el('Key', ctx.key),
+      el('ETag', etagOf(record)),
     ),
   );
 }
 
-export interface UploadSummary {
-  key: string;
-  uploadId: string;
-  initiated: string;
-}
-
-export function listUploadsResult(options: {
-  bucket: string;
-  prefix: string;
-  keyMarker: string;
-  uploadIdMarker: string;
-  next?: { key: string; uploadId: string };
-  maxUploads: number;
-  uploads: UploadSummary[];
-}): XmlNode {
-  return el(
-    'ListMultipartUploadsResult',
-    el('Bucket', options.bucket),
-    el('KeyMarker', options.keyMarker),
-    el('UploadIdMarker', options.uploadIdMarker),
-    options.next ? el('NextKeyMarker', options.next.key) : undefined,
-    options.next ? el('NextUploadIdMarker', options.next.uploadId) : undefined,
-    el('Prefix', options.prefix),
-    el('MaxUploads', options.maxUploads),
-    el('IsTruncated', options.next !== undefined),
-    options.uploads.map((u) =>
-      el(
-        'Upload',
-        el('Key', u.key),
-        el('UploadId', u.uploadId),
-        el('Initiator', el('ID', 'lilio'), el('DisplayName', 'lilio')),
-        OWNER,
-        el('StorageClass', 'STANDARD'),
-        el('Initiated', u.initiated),
-      ),
-    ),
-  );
+export async function abortMultipartUpload(ctx: S3Context): Promise<void> {
+  refuseBody(ctx);
+  const uploadId = uploadIdOf(ctx);
+  await ctx.lilio.uploads.abort(uploadId, { bucket: ctx.bucket, key: ctx.key });
+  ctx.res.writeHead(204).end();
 }
 
 /** The part list of a CompleteMultipartUpload body, in the order given (the engine checks the order). */
@@ -165,10 +168,12 @@ export function parseCompleteBody(text: string): Array<{ partNumber: number; eta
   }
   if (root.name !== 'CompleteMultipartUpload') throw malformed();
   const parts = childrenNamed(root, 'Part').map((p) => {
-    const number = Number(childText(p, 'PartNumber'));
+    const number = childText(p, 'PartNumber')?.trim() ?? '';
     const etag = childText(p, 'ETag');
-    if (!Number.isInteger(number) || number < 1 || number > 10_000 || etag === undefined) throw malformed();
-    return { partNumber: number, etag: etag.trim() };
+    if (!/^\d{1,5}$/.test(number) || Number(number) < 1 || Number(number) > 10_000 || etag === undefined) {
+      throw malformed();
+    }
+    return { partNumber: Number(number), etag: etag.trim() };
   });
   if (parts.length === 0 || parts.length > 10_000) throw malformed();
   return parts;

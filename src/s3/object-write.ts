@@ -22,7 +22,7 @@ import { el } from './xml.js';
 const PRECONDITION = 'At least one of the pre-conditions you specified did not hold';
 
 /** If-None-Match: * and If-Match on a write, as the commit's expectation. */
-async function writeExpectation(ctx: S3Context): Promise<Expect> {
+export async function writeExpectation(ctx: S3Context): Promise<Expect> {
   const ifNoneMatch = header(ctx, 'if-none-match');
   const ifMatch = header(ctx, 'if-match');
   if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') {
@@ -39,7 +39,7 @@ async function writeExpectation(ctx: S3Context): Promise<Expect> {
 }
 
 /** The commit of a conditional write, its lost race reported as the precondition it broke. */
-async function committed(expect: Expect, commit: () => Promise<ObjectRecord>): Promise<ObjectRecord> {
+export async function committed(expect: Expect, commit: () => Promise<ObjectRecord>): Promise<ObjectRecord> {
   try {
     return await commit();
   } catch (err) {
@@ -96,7 +96,7 @@ export async function putObject(ctx: S3Context): Promise<void> {
 }
 
 /** x-amz-copy-source: [/]bucket/key, percent-encoded; a versionId is refused (Lilio keeps one version). */
-function copySource(ctx: S3Context): { bucket: string; key: string } {
+export function copySource(ctx: S3Context): { bucket: string; key: string } {
   const raw = header(ctx, 'x-amz-copy-source')!;
   const mark = raw.indexOf('?');
   if (mark >= 0) {
