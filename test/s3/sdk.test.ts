@@ -3,7 +3,6 @@ import { Readable } from 'node:stream';
 import {
   CopyObjectCommand,
   CreateBucketCommand,
-  CreateMultipartUploadCommand,
   DeleteBucketCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -438,8 +437,6 @@ t.test('unsupported features answer NotImplemented', async (t) => {
     s3.send(new PutObjectTaggingCommand({ Bucket: 'photos', Key: 'digits', Tagging: { TagSet: [] } })),
   );
   t.equal(tagging.name, 'NotImplemented');
-  const multipart = await failure(t, s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key: 'mp' })));
-  t.equal(multipart.name, 'NotImplemented');
 });
 
 t.test('metrics: per-operation counts; no secret in metrics or logs', async (t) => {
