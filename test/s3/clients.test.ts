@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -14,6 +14,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const AWS = '/usr/bin/aws';
 const S3CMD = '/usr/bin/s3cmd';
 const RCLONE = '/usr/bin/rclone';
+const MiB = 1024 * 1024;
 
 const gw = await startS3Gateway(t);
 const s3 = gw.client();
@@ -61,12 +62,8 @@ t.test(
   async (t) => {
     const config = join(work, 'aws-config');
     const credentials = join(work, 'aws-credentials');
-    // One PUT for every object until multipart lands. TODO(multipart): a 100 MiB `aws s3 cp` with
-    // the default threshold (multipart), once src/s3/multipart.ts is wired to the engine.
-    writeFileSync(
-      config,
-      '[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n  multipart_threshold = 4GB\n',
-    );
+    // awscli's defaults: files from 8 MiB on go multipart, in 8 MiB parts.
+    writeFileSync(config, '[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n');
     writeFileSync(
       credentials,
       `[default]\naws_access_key_id = ${key.accessKeyId}\naws_secret_access_key = ${key.secret}\n`,
@@ -104,6 +101,26 @@ t.test(
     ]) {
       t.match(ls.stdout, new RegExp(`\\s${name.replace('.', '\\.')}\\n`), name);
     }
+
+    // 100 MiB: a multipart upload of 13 parts, and a download in ranges.
+    if (statfsSync(work).bavail * statfsSync(work).bsize < 1024 * MiB) {
+      t.comment('less than 1 GiB free: no 100 MiB copy');
+    } else {
+      const hundred = join(work, 'hundred.bin');
+      const data = randomBytes(100 * MiB);
+      writeFileSync(hundred, data);
+      const sent = await aws('s3', 'cp', hundred, 's3://tools/aws/hundred.bin');
+      t.equal(sent.code, 0, sent.stderr);
+      const meta = await s3.send(new HeadObjectCommand({ Bucket: 'tools', Key: 'aws/hundred.bin' }));
+      t.equal(meta.ContentLength, 100 * MiB);
+      t.match(meta.ETag, /^"[0-9a-f]{32}-13"$/, 'uploaded in 13 parts of 8 MiB');
+      rmSync(hundred);
+      const fetched = await aws('s3', 'cp', 's3://tools/aws/hundred.bin', hundred);
+      t.equal(fetched.code, 0, fetched.stderr);
+      t.ok(readFileSync(hundred).equals(data), '100 MiB back byte for byte');
+      rmSync(hundred);
+    }
+
     const head = await aws('s3api', 'head-object', '--bucket', 'tools', '--key', 'aws/tree/sub/b.bin');
     t.equal(head.code, 0, head.stderr);
     const parsed = JSON.parse(head.stdout) as { ContentLength: number; ETag: string };
@@ -129,10 +146,10 @@ t.test('s3cmd: put, get, ls, del', { skip: !existsSync(S3CMD) }, async (t) => {
       '',
     ].join('\n'),
   );
-  // TODO(multipart): --multipart-chunk-size-mb=5 once multipart is wired; single PUTs until then.
-  const s3cmd = (...args: string[]) => run(S3CMD, ['-c', config, '--disable-multipart', ...args]);
+  const s3cmd = (...args: string[]) => run(S3CMD, ['-c', config, '--multipart-chunk-size-mb=5', ...args]);
   const source = join(work, 's3cmd.bin');
-  const data = randomBytes(300_000);
+  // Three parts: 5 + 5 + 2 MiB.
+  const data = randomBytes(12 * MiB);
   writeFileSync(source, data);
   const put = await s3cmd('put', source, 's3://tools/s3cmd/file.bin');
   t.equal(put.code, 0, put.stderr);
@@ -142,7 +159,9 @@ t.test('s3cmd: put, get, ls, del', { skip: !existsSync(S3CMD) }, async (t) => {
   t.ok(readFileSync(back).equals(data));
   const ls = await s3cmd('ls', 's3://tools/s3cmd/');
   t.equal(ls.code, 0, ls.stderr);
-  t.match(ls.stdout, /300000\s+s3:\/\/tools\/s3cmd\/file\.bin/);
+  t.match(ls.stdout, new RegExp(`${12 * MiB}\\s+s3://tools/s3cmd/file\\.bin`));
+  const head = await s3.send(new HeadObjectCommand({ Bucket: 'tools', Key: 's3cmd/file.bin' }));
+  t.match(head.ETag, /-3"$/, 'put in three parts');
   const del = await s3cmd('del', 's3://tools/s3cmd/file.bin');
   t.equal(del.code, 0, del.stderr);
   await t.rejects(s3.send(new HeadObjectCommand({ Bucket: 'tools', Key: 's3cmd/file.bin' })));
@@ -170,6 +189,18 @@ t.test('rclone: copy, check, lsf', { skip: !existsSync(RCLONE) }, async (t) => {
   t.match(check.stderr, /4 matching files/);
   const lsf = await rclone('lsf', '-R', '--files-only', 'lil:tools/rclone');
   t.same(lsf.stdout.trim().split('\n').sort(), Object.keys(files).sort());
+
+  // Above the upload cutoff: multipart, in 5 MiB chunks (11 MiB: three parts).
+  const big = join(work, 'rclone-big');
+  tree(big, { 'big.bin': randomBytes(11 * MiB) });
+  const multipart = ['--s3-upload-cutoff', '5M', '--s3-chunk-size', '5M'];
+  const copyBig = await rclone('copy', big, 'lil:tools/rclone-big', ...multipart);
+  t.equal(copyBig.code, 0, copyBig.stderr);
+  const head = await s3.send(new HeadObjectCommand({ Bucket: 'tools', Key: 'rclone-big/big.bin' }));
+  t.match(head.ETag, /-3"$/, 'uploaded in three parts');
+  const checkBig = await rclone('check', big, 'lil:tools/rclone-big', '--download');
+  t.equal(checkBig.code, 0, checkBig.stderr);
+  t.match(checkBig.stderr, /0 differences found/);
 });
 
 t.test('across paths: S3 PUT read by `lilio get`, `lilio put` read over S3', async (t) => {
