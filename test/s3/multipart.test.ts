@@ -15,7 +15,8 @@ import {
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import t from 'tap';
-import { startS3Gateway } from '../fixtures/s3-gateway.js';
+import { startS3Gateway, TEST_KEYS } from '../fixtures/s3-gateway.js';
+import { awsChunkedBody, seedOf, sendRaw, sendSigned, signHeaders } from '../fixtures/s3-sign.js';
 
 // Multipart uploads over S3 with @aws-sdk/client-s3 against a real `lilio server --s3-listen`:
 // the parts become one object byte for byte with S3's ETag, gc collects an aborted upload's parts,
@@ -496,6 +497,79 @@ t.test('UploadPartCopy: whole objects and ranges become parts', async (t) => {
     Buffer.from(await got.Body!.transformToByteArray()).equals(Buffer.concat([source.subarray(0, 5 * MiB), source])),
     'byte for byte',
   );
+});
+
+t.test('on the wire: a cut part, signed aws-chunked parts, a malformed completion', async (t) => {
+  const key = 'wire.bin';
+  const id = await create(s3, key);
+  const path = `/mpu/${key}`;
+  const partQuery = (n: number) => ({ partNumber: String(n), uploadId: id });
+  const data = bytes(3 * MiB, 21);
+  const cut = await sendSigned(
+    gw.endpoint,
+    TEST_KEYS.admin,
+    { method: 'PUT', path, query: partQuery(1), headers: { 'content-length': String(data.length) } },
+    [data.subarray(0, MiB), data.subarray(MiB)],
+    2 * MiB,
+  );
+  t.equal(cut.status, 0, 'the client went away mid-part');
+  await new Promise((r) => setTimeout(r, 300));
+  const afterCut = await s3.send(new ListPartsCommand({ Bucket: 'mpu', Key: key, UploadId: id }));
+  t.same(afterCut.Parts ?? [], [], 'a part cut short is not recorded');
+
+  const pieces = [data.subarray(0, 65_536), data.subarray(65_536, 2 * MiB), data.subarray(2 * MiB)];
+  const chunked = async (n: number, tamper: boolean) => {
+    const headers = { 'content-encoding': 'aws-chunked', 'x-amz-decoded-content-length': String(data.length) };
+    const probe = awsChunkedBody(pieces, { signingKey: Buffer.alloc(32), amzDate: '', scope: '', signature: '' });
+    const req = {
+      method: 'PUT',
+      path,
+      query: partQuery(n),
+      payloadHash: 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
+      headers: { ...headers, 'content-length': String(probe.length) },
+    };
+    const signed = await signHeaders(gw.endpoint, TEST_KEYS.admin, req);
+    const body = awsChunkedBody(pieces, seedOf(signed, TEST_KEYS.admin.secret));
+    if (tamper) body.writeUInt8(body.readUInt8(body.length - 200) ^ 1, body.length - 200);
+    return sendRaw(gw.endpoint, 'PUT', `${path}?partNumber=${n}&uploadId=${id}`, signed, [body]);
+  };
+  const good = await chunked(1, false);
+  t.equal(good.status, 200, good.body);
+  t.equal(good.headers.etag, `"${md5(data)}"`);
+  const bad = await chunked(2, true);
+  t.equal(bad.status, 403);
+  t.match(bad.body, /<Code>SignatureDoesNotMatch<\/Code>/);
+  const listed = await s3.send(new ListPartsCommand({ Bucket: 'mpu', Key: key, UploadId: id }));
+  t.same(
+    listed.Parts?.map((p) => p.PartNumber),
+    [1],
+    'only the part whose every chunk signature held',
+  );
+
+  const complete = (text: string) =>
+    sendSigned(
+      gw.endpoint,
+      TEST_KEYS.admin,
+      { method: 'POST', path, query: { uploadId: id }, headers: { 'content-length': String(Buffer.byteLength(text)) } },
+      [Buffer.from(text)],
+    );
+  for (const text of [
+    '<CompleteMultipartUpload><Part><PartNumber>1</PartNumber>',
+    '<Other><Part><PartNumber>1</PartNumber><ETag>x</ETag></Part></Other>',
+    '<CompleteMultipartUpload></CompleteMultipartUpload>',
+    '<CompleteMultipartUpload><Part><PartNumber>1.5</PartNumber><ETag>x</ETag></Part></CompleteMultipartUpload>',
+  ]) {
+    const refused = await complete(text);
+    t.equal(refused.status, 400, text);
+    t.match(refused.body, /<Code>MalformedXML<\/Code>/);
+  }
+  const done = await complete(
+    `<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>&quot;${md5(data)}&quot;</ETag></Part></CompleteMultipartUpload>`,
+  );
+  t.equal(done.status, 200, done.body);
+  t.match(done.body, /<ETag>&quot;[0-9a-f]{32}-1&quot;<\/ETag>/);
+  const got = await s3.send(new GetObjectCommand({ Bucket: 'mpu', Key: key }));
+  t.ok(Buffer.from(await got.Body!.transformToByteArray()).equals(data));
 });
 
 t.test('metrics count multipart operations', async (t) => {
