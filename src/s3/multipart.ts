@@ -1,3 +1,6 @@
+import { hasCode } from '../core/errors.js';
+import type { ObjectRecord } from '../core/types.js';
+import { multipartEtag, normalEtag } from '../engine/upload-completion.js';
 import { checkConditions, conditionHeaders, hasConditions } from './conditions.js';
 import { declaredLength, header, readSmallBody, refuseBody, type S3Context, sendXml, verifiedBody } from './context.js';
 import { keyAllowsBucket } from './credentials.js';
@@ -131,7 +134,14 @@ export async function completeMultipartUpload(ctx: S3Context): Promise<void> {
   const target = { bucket: ctx.bucket, key: ctx.key };
   const expect = await writeExpectation(ctx);
   const parts = parseCompleteBody((await readSmallBody(ctx, COMPLETE_BODY_LIMIT)).toString('utf8'));
-  const record = await committed(expect, () => ctx.lilio.uploads.complete(uploadId, parts, { ...target, expect }));
+  let record: ObjectRecord;
+  try {
+    record = await committed(expect, () => ctx.lilio.uploads.complete(uploadId, parts, { ...target, expect }));
+  } catch (err) {
+    const earlier = hasCode(err, 'NO_SUCH_UPLOAD') ? await completedBefore(ctx, parts) : undefined;
+    if (!earlier) throw err;
+    record = earlier;
+  }
   sendXml(
     ctx.res,
     200,
@@ -143,6 +153,25 @@ export async function completeMultipartUpload(ctx: S3Context): Promise<void> {
       el('ETag', etagOf(record)),
     ),
   );
+}
+
+/**
+ * A completion repeated after its answer was lost (SDKs retry): the upload is
+ * gone, and the key holds exactly what these parts made (the multipart ETag
+ * of their MD5s). S3 answers such a retry with success; so do we.
+ */
+async function completedBefore(
+  ctx: S3Context,
+  parts: ReadonlyArray<{ etag: string }>,
+): Promise<ObjectRecord | undefined> {
+  const etag = multipartEtag(parts.map((p) => normalEtag(p.etag)));
+  try {
+    const current = await ctx.lilio.headObject(ctx.bucket, ctx.key);
+    return current.etag === etag ? current : undefined;
+  } catch (err) {
+    if (hasCode(err, 'NOT_FOUND')) return undefined;
+    throw err;
+  }
 }
 
 export async function abortMultipartUpload(ctx: S3Context): Promise<void> {

@@ -126,6 +126,27 @@ t.test('5 MiB parts, the last one small: byte for byte, ETag -3, metadata from t
   t.equal(done.Bucket, 'mpu');
   t.equal(done.Key, 'dir/big.bin');
   t.match(done.Location, /\/mpu\/dir\/big\.bin$/);
+  const repeated = await s3.send(
+    new CompleteMultipartUploadCommand({
+      Bucket: 'mpu',
+      Key: 'dir/big.bin',
+      UploadId: id,
+      MultipartUpload: { Parts: etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })) },
+    }),
+  );
+  t.equal(repeated.ETag, done.ETag, 'a repeated completion (a retry after a lost answer) succeeds');
+  const other = await failure(
+    t,
+    s3.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: 'mpu',
+        Key: 'dir/big.bin',
+        UploadId: id,
+        MultipartUpload: { Parts: [{ PartNumber: 1, ETag: etags[0]! }] },
+      }),
+    ),
+  );
+  t.equal(other.name, 'NoSuchUpload', 'but not one with other parts');
   const got = await s3.send(new GetObjectCommand({ Bucket: 'mpu', Key: 'dir/big.bin' }));
   t.equal(got.ETag, done.ETag);
   t.equal(got.ContentType, 'video/mp4');
