@@ -113,6 +113,18 @@ t.test('unsigned trailer form: the checksum comes after the body', async (t) => 
   );
   c.update(Buffer.from('123456789'));
   t.same(c.finish().checksumHeader, ['x-amz-checksum-crc32c', '4waSgw=='], 'CRC-32C check value 0xE3069283');
+  const check64 = Buffer.from('ae8b14860a799888', 'hex').toString('base64');
+  const c64 = new BodyDigests(
+    { kind: 'unsigned' },
+    { checksum: { algorithm: 'crc64nvme', value: check64, inTrailer: false } },
+  );
+  c64.update(Buffer.from('1234'));
+  c64.update(Buffer.from('56789'));
+  t.same(
+    c64.finish().checksumHeader,
+    ['x-amz-checksum-crc64nvme', check64],
+    'CRC-64/NVME check value 0xAE8B14860A799888',
+  );
 });
 
 t.test('header and presigned signatures agree with the SDK signer', async (t) => {
