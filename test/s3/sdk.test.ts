@@ -5,6 +5,7 @@ import {
   CreateBucketCommand,
   CreateMultipartUploadCommand,
   DeleteBucketCommand,
+  DeleteBucketCorsCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetBucketLocationCommand,
@@ -440,6 +441,11 @@ t.test('unsupported features answer NotImplemented', async (t) => {
   t.equal(tagging.name, 'NotImplemented');
   const multipart = await failure(t, s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key: 'mp' })));
   t.equal(multipart.name, 'NotImplemented');
+  const cors = await failure(t, s3.send(new DeleteBucketCorsCommand({ Bucket: 'photos' })));
+  t.equal(cors.name, 'NotImplemented', 'a DELETE with a subresource never deletes the bucket');
+  const version = await failure(t, s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'digits', VersionId: 'v1' })));
+  t.equal(version.name, 'NotImplemented');
+  await s3.send(new HeadBucketCommand({ Bucket: 'photos' }));
 });
 
 t.test('metrics: per-operation counts; no secret in metrics or logs', async (t) => {
