@@ -4,7 +4,7 @@ import { crc32 } from 'node:zlib';
 import { HeadObjectCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import t from 'tap';
 import { readCredentials, removeAccessKey } from '../../src/s3/credentials.js';
-import { presignUrl } from '../../src/s3/sigv4.js';
+import { presignUrl } from '../../src/s3/presign.js';
 import { startS3Gateway, TEST_KEYS } from '../fixtures/s3-gateway.js';
 import { awsChunkedBody, seedOf, sendRaw, sendSigned, signHeaders } from '../fixtures/s3-sign.js';
 
