@@ -88,6 +88,14 @@ export function resolveOperation(
   }
   const unsupported = UNSUPPORTED.find((name) => query.has(name));
   if (unsupported !== undefined) return notImplemented(`the ${unsupported} subresource`);
+  // Lilio keeps one version of an object: only the "null" version S3 names an unversioned one by.
+  const versionId = query.get('versionId');
+  if (versionId !== undefined && versionId !== 'null') return notImplemented('addressing an object version');
+  if (method === 'DELETE' && key === undefined) {
+    // A DELETE on a bucket with a subresource Lilio does not know must never delete the bucket itself.
+    const unknown = [...query.keys()].find((name) => name !== 'x-id' && !name.startsWith('X-Amz-'));
+    if (unknown !== undefined) return notImplemented(`DELETE with ?${unknown.slice(0, 40)}`);
+  }
   if (key === undefined) {
     switch (method) {
       case 'GET':

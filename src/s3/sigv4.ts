@@ -80,7 +80,7 @@ function safeDecode(text: string): string {
 }
 
 /** The path's canonical form: each segment decoded and encoded again (clients differ in what they escape). */
-function normalizedPath(rawPath: string): string {
+export function normalizedPath(rawPath: string): string {
   return rawPath
     .split('/')
     .map((segment) => uriEncode(safeDecode(segment), false))
@@ -114,7 +114,7 @@ function headerValues(rawHeaders: string[]): Map<string, string> {
   return values;
 }
 
-function canonicalRequest(
+export function canonicalRequest(
   method: string,
   path: string,
   query: string,
@@ -126,7 +126,7 @@ function canonicalRequest(
   return `${method}\n${path}\n${query}\n${lines}\n${signedHeaders.join(';')}\n${payloadHash}`;
 }
 
-function stringToSign(amzDate: string, scope: string, request: string): string {
+export function stringToSign(amzDate: string, scope: string, request: string): string {
   return `${ALGORITHM}\n${amzDate}\n${scope}\n${sha256Hex(request)}`;
 }
 
@@ -289,39 +289,4 @@ export function authenticate(
     );
   }
   return { key, payload, presigned, seed: { signingKey: kSigning, amzDate, scope, signature } };
-}
-
-/** Signs a URL for a GET or PUT, as the SDK's presigner does (used by tests and tools). */
-export function presignUrl(options: {
-  method: string;
-  url: URL;
-  accessKeyId: string;
-  secret: string;
-  region?: string;
-  expiresSeconds: number;
-  now?: number;
-}): URL {
-  const region = options.region ?? 'us-east-1';
-  const amzDate = formatAmzDate(options.now ?? Date.now());
-  const date = amzDate.slice(0, 8);
-  const url = new URL(options.url);
-  url.searchParams.set('X-Amz-Algorithm', ALGORITHM);
-  url.searchParams.set('X-Amz-Credential', `${options.accessKeyId}/${date}/${region}/s3/aws4_request`);
-  url.searchParams.set('X-Amz-Date', amzDate);
-  url.searchParams.set('X-Amz-Expires', String(options.expiresSeconds));
-  url.searchParams.set('X-Amz-SignedHeaders', 'host');
-  const rawQuery = url.search.slice(1);
-  const headers = new Map([['host', url.host]]);
-  const request = canonicalRequest(
-    options.method,
-    normalizedPath(url.pathname),
-    canonicalQuery(rawQuery),
-    headers,
-    ['host'],
-    UNSIGNED_PAYLOAD,
-  );
-  const scope = `${date}/${region}/s3/aws4_request`;
-  const signature = signHex(signingKey(options.secret, date, region), stringToSign(amzDate, scope, request));
-  url.searchParams.set('X-Amz-Signature', signature);
-  return url;
 }

@@ -4,6 +4,7 @@ import {
   CopyObjectCommand,
   CreateBucketCommand,
   DeleteBucketCommand,
+  DeleteBucketCorsCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetBucketLocationCommand,
@@ -437,6 +438,11 @@ t.test('unsupported features answer NotImplemented', async (t) => {
     s3.send(new PutObjectTaggingCommand({ Bucket: 'photos', Key: 'digits', Tagging: { TagSet: [] } })),
   );
   t.equal(tagging.name, 'NotImplemented');
+  const cors = await failure(t, s3.send(new DeleteBucketCorsCommand({ Bucket: 'photos' })));
+  t.equal(cors.name, 'NotImplemented', 'a DELETE with a subresource never deletes the bucket');
+  const version = await failure(t, s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'digits', VersionId: 'v1' })));
+  t.equal(version.name, 'NotImplemented');
+  await s3.send(new HeadBucketCommand({ Bucket: 'photos' }));
 });
 
 t.test('metrics: per-operation counts; no secret in metrics or logs', async (t) => {

@@ -4,7 +4,8 @@ import { decodeAwsChunked } from '../../src/s3/chunked.js';
 import type { KeyRing } from '../../src/s3/credentials.js';
 import { S3Error } from '../../src/s3/errors.js';
 import { BodyDigests } from '../../src/s3/payload.js';
-import { authenticate, presignUrl, signingKey } from '../../src/s3/sigv4.js';
+import { presignUrl } from '../../src/s3/presign.js';
+import { authenticate, signingKey } from '../../src/s3/sigv4.js';
 import { parseS3Query } from '../../src/s3/target.js';
 import { el, parseXml, xmlDocument } from '../../src/s3/xml.js';
 import { awsChunkedBody, sdkSigner } from '../fixtures/s3-sign.js';
@@ -113,6 +114,18 @@ t.test('unsigned trailer form: the checksum comes after the body', async (t) => 
   );
   c.update(Buffer.from('123456789'));
   t.same(c.finish().checksumHeader, ['x-amz-checksum-crc32c', '4waSgw=='], 'CRC-32C check value 0xE3069283');
+  const check64 = Buffer.from('ae8b14860a799888', 'hex').toString('base64');
+  const c64 = new BodyDigests(
+    { kind: 'unsigned' },
+    { checksum: { algorithm: 'crc64nvme', value: check64, inTrailer: false } },
+  );
+  c64.update(Buffer.from('1234'));
+  c64.update(Buffer.from('56789'));
+  t.same(
+    c64.finish().checksumHeader,
+    ['x-amz-checksum-crc64nvme', check64],
+    'CRC-64/NVME check value 0xAE8B14860A799888',
+  );
 });
 
 t.test('header and presigned signatures agree with the SDK signer', async (t) => {
