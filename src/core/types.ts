@@ -102,6 +102,11 @@ export interface ObjectRecord {
    * writer computed one).
    */
   etag?: string;
+  /**
+   * A completed multipart upload's part sizes, in order: where part N lies
+   * (S3 GetObject/HeadObject ?partNumber=N, x-amz-mp-parts-count).
+   */
+  partSizes?: number[];
   /** Commit time, milliseconds since the epoch. */
   committedAt: number;
 }

@@ -10,6 +10,7 @@ import type { CommitOutcomes } from './commit-outcome.js';
 import type { ObjectReader } from './object-reader.js';
 import { defaultAttrs, ObjectWriter, type WriterDeps } from './object-writer.js';
 import { checkPartOrder, chooseParts, multipartEtag, normalEtag, placeParts } from './upload-completion.js';
+import { sealXattr } from './xattrs.js';
 
 /**
  * Multipart uploads (S3's CreateMultipartUpload ... CompleteMultipartUpload)
@@ -30,15 +31,19 @@ import { checkPartOrder, chooseParts, multipartEtag, normalEtag, placeParts } fr
  * uploads.expireAfterSeconds is aborted by gc (expireStale).
  */
 
-/** Placeholder-free ids of our own making: anything else is no upload of ours. */
+/** The ids create() makes (hex time, then random hex): anything else names no upload and never reaches a store. */
 const UPLOAD_ID = /^[0-9a-f]{36}$/;
 /** Page size when completion reads every part. */
 const PART_PAGE = 1000;
 
 export interface UploadOptions {
   contentType?: string;
-  /** user.* extended attributes (S3 x-amz-meta-*), values base64, as the object will carry them. */
-  xattrs?: Record<string, string>;
+  /**
+   * Extended attributes the object will carry (S3 x-amz-meta-*), by full
+   * name ("user.color"), values in plaintext: sealed here with the bucket's
+   * data key when it is encrypted, as the mount seals them.
+   */
+  xattrs?: Record<string, Uint8Array>;
 }
 
 /** The bucket and key the caller believes the upload is for (S3 requests name both): another upload is NoSuchUpload. */
@@ -128,7 +133,10 @@ export class MultipartUploads {
     };
     if (ctx.record.id) upload.bucketId = ctx.record.id;
     if (options.contentType) upload.contentType = options.contentType;
-    if (options.xattrs) upload.xattrs = options.xattrs;
+    if (options.xattrs) {
+      upload.xattrs = {};
+      for (const [name, value] of Object.entries(options.xattrs)) upload.xattrs[name] = sealXattr(ctx, name, value);
+    }
     await this.deps.meta.createUpload(upload);
     return upload;
   }
@@ -298,6 +306,7 @@ export class MultipartUploads {
       allocated: size,
       attrs: { ...defaultAttrs(now), ...options.attrs, ctimeMs: now },
       etag: multipartEtag(chosen.map((p) => p.etag)),
+      partSizes: chosen.map((p) => p.size),
       committedAt: now,
     };
     if (upload.contentType) draft.contentType = upload.contentType;

@@ -144,6 +144,7 @@ const object = z.looseObject({
   xattrs: z.record(z.string(), z.string()).optional(),
   contentType: z.string().optional(),
   etag: z.string().optional(),
+  partSizes: z.array(z.number()).optional(),
   committedAt: z.number(),
 });
 

@@ -62,6 +62,20 @@ t.test('etcd: a big part, a small one, a replaced one; complete, read, gc', asyn
   t.equal((await stored(stores)).size, record.chunks.length);
   await t.rejects(lilio.uploads.complete(id, [{ partNumber: 1, etag: first.etag }]), { code: 'NO_SUCH_UPLOAD' });
 
+  // Parts uploaded at once, as aws-cli and rclone do, all touch the upload's record: each lands.
+  const parallel = await lilio.uploads.create('bkt', 'parallel');
+  const bodies = Array.from({ length: 8 }, (_, i) => pattern(CHUNK + i, 20 + i));
+  const results = await Promise.all(
+    bodies.map((body, i) => lilio.uploads.uploadPart(parallel.id, i + 1, pieces(body, 16 * 1024))),
+  );
+  const done = await lilio.uploads.complete(
+    parallel.id,
+    results.map((r, i) => ({ partNumber: i + 1, etag: r.etag })),
+  );
+  t.ok((await collect(lilio.getObject('bkt', 'parallel'))).equals(Buffer.concat(bodies)), 'eight parts at once');
+  await lilio.deleteObject('bkt', 'parallel');
+  t.equal((await lilio.collectGarbage({ graceMs: 0 })).deleted, done.chunks.length);
+
   const aborted = await lilio.uploads.create('bkt', 'gone');
   await lilio.uploads.uploadPart(aborted.id, 1, pieces(pattern(3 * CHUNK, 5)));
   await lilio.uploads.abort(aborted.id);

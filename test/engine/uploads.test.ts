@@ -77,6 +77,11 @@ for (const kind of ['memory', 'sqlite'] as const) {
     t.equal(record.etag, multipartEtag(parts.map(md5)));
     t.match(record.etag, /^[0-9a-f]{32}-3$/);
     t.equal(record.contentType, 'application/x-test');
+    t.same(
+      record.partSizes,
+      parts.map((p) => p.length),
+      'part sizes, for ?partNumber=N',
+    );
     for (const [window, layers] of windowLayers(record)) {
       for (const { extent } of layers) {
         t.ok(
@@ -103,7 +108,8 @@ for (const kind of ['memory', 'sqlite'] as const) {
   t.test(`${kind}: an encrypted bucket round trip`, async (t) => {
     const { lilio, stores } = await engine(t, kind);
     await lilio.createBucket('secret', { encrypt: true });
-    const { id } = await lilio.uploads.create('secret', 'x');
+    const { id } = await lilio.uploads.create('secret', 'x', { xattrs: { 'user.color': Buffer.from('blue') } });
+    t.match((await lilio.meta.getUpload(id))!.xattrs, { 'user.color': /^aes-gcm:/ }, 'user metadata is sealed');
     const parts = [pattern(2 * CHUNK + 5, 4), pattern(100, 5)];
     const etags = [];
     for (const [i, data] of parts.entries()) etags.push((await upload(lilio, id, i + 1, data)).etag);
@@ -114,6 +120,7 @@ for (const kind of ['memory', 'sqlite'] as const) {
     const stored = await stores.get(record.chunks[0]!.replicas[0]!)!.get(record.chunks[0]!.id);
     t.notOk(stored.subarray(0, 64).equals(parts[0]!.subarray(0, 64)), 'chunks are stored encrypted');
     t.ok((await collect(lilio.getObject('secret', 'x'))).equals(Buffer.concat(parts)));
+    t.same((await lilio.statObject('secret', 'x')).xattrs, { 'user.color': Buffer.from('blue').toString('base64') });
   });
 
   t.test(`${kind}: parts out of order, one re-uploaded: the replaced one becomes garbage`, async (t) => {
