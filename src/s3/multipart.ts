@@ -6,7 +6,7 @@ import { declaredLength, header, readSmallBody, refuseBody, type S3Context, send
 import { keyAllowsBucket } from './credentials.js';
 import { S3Error } from './errors.js';
 import { uploadIdOf } from './multipart-list.js';
-import { contentTypeFrom, etagOf, isoDate, userMetadataFromHeaders } from './object-meta.js';
+import { contentTypeFrom, etagOf, isoDate, userMetadataPlain } from './object-meta.js';
 import { committed, copySource, writeExpectation } from './object-write.js';
 import { uriEncode } from './sigv4.js';
 import { childrenNamed, childText, el, parseXml, type XmlNode, XmlSyntaxError } from './xml.js';
@@ -42,8 +42,8 @@ function partNumberOf(ctx: S3Context): number {
 export async function createMultipartUpload(ctx: S3Context): Promise<void> {
   refuseBody(ctx);
   const contentType = contentTypeFrom(header(ctx, 'content-type'));
-  const bucket = await ctx.lilio.bucket(ctx.bucket);
-  const xattrs = userMetadataFromHeaders(bucket, ctx.req.headers);
+  // Plaintext: the engine seals them with the bucket's key, as the mount does.
+  const xattrs = userMetadataPlain(ctx.req.headers);
   const upload = await ctx.lilio.uploads.create(ctx.bucket, ctx.key, {
     ...(contentType ? { contentType } : {}),
     ...(xattrs ? { xattrs } : {}),

@@ -29,8 +29,17 @@ export function userMetadataFromHeaders(
   ctx: BucketContext,
   headers: IncomingHttpHeaders,
 ): Record<string, string> | undefined {
+  const plain = userMetadataPlain(headers);
+  if (!plain) return undefined;
+  const xattrs: Record<string, string> = {};
+  for (const [name, value] of Object.entries(plain)) xattrs[name] = sealXattr(ctx, name, value);
+  return xattrs;
+}
+
+/** The x-amz-meta-* headers as extended attributes (user.NAME), values in plaintext; checked and size-capped. */
+export function userMetadataPlain(headers: IncomingHttpHeaders): Record<string, Buffer> | undefined {
   let bytes = 0;
-  let xattrs: Record<string, string> | undefined;
+  let xattrs: Record<string, Buffer> | undefined;
   for (const [name, raw] of Object.entries(headers)) {
     if (!name.startsWith(META_PREFIX) || raw === undefined) continue;
     const metaName = name.slice(META_PREFIX.length);
@@ -48,7 +57,7 @@ export function userMetadataFromHeaders(
       );
     }
     xattrs ??= {};
-    xattrs[XATTR_PREFIX + metaName] = sealXattr(ctx, XATTR_PREFIX + metaName, bytesOfValue);
+    xattrs[XATTR_PREFIX + metaName] = bytesOfValue;
   }
   return xattrs;
 }

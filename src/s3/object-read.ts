@@ -85,10 +85,14 @@ export async function getObject(ctx: S3Context): Promise<void> {
   }
   let range: ByteRange | undefined;
   if (partNumber !== undefined) {
-    // A single PUT is one part: part 1 is the whole object, there is no other.
-    if (partNumber !== '1') throw new S3Error('InvalidPartNumber', 'The requested partnumber is not satisfiable');
-    range = { start: 0, end: record.size };
-    headers['x-amz-mp-parts-count'] = '1';
+    // A completed multipart upload keeps its part sizes; any other object is one part, the whole.
+    const sizes = record.partSizes ?? [record.size];
+    const n = Number(partNumber);
+    if (n > sizes.length) throw new S3Error('InvalidPartNumber', 'The requested partnumber is not satisfiable');
+    let offset = 0;
+    for (let i = 0; i < n - 1; i++) offset += sizes[i]!;
+    range = { start: offset, end: offset + sizes[n - 1]! };
+    headers['x-amz-mp-parts-count'] = String(sizes.length);
   } else if (rangeHeader !== undefined) {
     range = parseRange(rangeHeader, record.size);
   }

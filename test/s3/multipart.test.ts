@@ -160,6 +160,13 @@ t.test('5 MiB parts, the last one small: byte for byte, ETag -3, metadata from t
     Buffer.from(await ranged.Body!.transformToByteArray()).equals(whole.subarray(5 * MiB - 10, 5 * MiB + 10)),
     'a range across a part boundary',
   );
+  for (const n of [1, 2, 3]) {
+    const one = await s3.send(new GetObjectCommand({ Bucket: 'mpu', Key: 'dir/big.bin', PartNumber: n }));
+    t.equal(one.PartsCount, 3, `part ${n}: x-amz-mp-parts-count`);
+    t.ok(Buffer.from(await one.Body!.transformToByteArray()).equals(parts[n - 1]!), `part ${n} alone, by partNumber`);
+  }
+  const past = await failure(t, s3.send(new HeadObjectCommand({ Bucket: 'mpu', Key: 'dir/big.bin', PartNumber: 4 })));
+  t.equal(past.$metadata.httpStatusCode, 416, 'a part number past the last: InvalidPartNumber');
   const cli = await gw.server.localCli(['get', 'mpu/dir/big.bin', '-']);
   t.equal(cli.code, 0, cli.stderr);
   t.ok(cli.stdout.equals(whole), '`lilio get` reads it byte for byte');
