@@ -12,6 +12,7 @@ import { registerMountCommands } from './mount.js';
 import { registerNodeCommand } from './node.js';
 import { registerObjectCommands } from './object.js';
 import { registerRemoveCommand } from './remove.js';
+import { registerS3Commands } from './s3.js';
 import { registerServerCommand } from './server.js';
 import { registerStatusCommand } from './status.js';
 import { versionString } from './version.js';
@@ -40,9 +41,13 @@ export function buildProgram(): Command {
   registerNodeCommand(program);
   registerBenchCommand(program);
   registerCompletionCommand(program);
+  registerS3Commands(program);
   for (const command of program.commands) {
     command.exitOverride();
-    for (const sub of command.commands) sub.exitOverride();
+    for (const sub of command.commands) {
+      sub.exitOverride();
+      for (const leaf of sub.commands) leaf.exitOverride();
+    }
   }
   return program;
 }

@@ -5,6 +5,9 @@ import { Lilio } from '../engine/lilio.js';
 import type { Logger } from '../log/logger.js';
 import { PrometheusHttpMetrics } from '../metrics/http.js';
 import { PrometheusCollector } from '../metrics/prometheus.js';
+import { PrometheusS3Metrics } from '../metrics/s3.js';
+import { defaultCredentialsPath, KeyRing } from '../s3/credentials.js';
+import { S3Server } from '../s3/server.js';
 import { ApiServer } from '../server/api.js';
 import { serveMetrics } from '../server/metrics-http.js';
 import { TokenSet } from '../server/tokens.js';
@@ -18,6 +21,10 @@ interface ServerFlags extends LogFlags {
   metricsPort?: string;
   metricsHost?: string;
   grace: string;
+  s3Listen?: string;
+  s3Domain?: string;
+  s3Credentials?: string;
+  s3Region?: string;
 }
 
 /** HOST:PORT, [IPv6]:PORT or :PORT (all interfaces); port 0 picks a free one. */
@@ -63,6 +70,10 @@ async function serve(
   graceSeconds: number,
   logger: Logger,
 ): Promise<void> {
+  const s3Listen = flags.s3Listen === undefined ? undefined : parseListen(flags.s3Listen, '--s3-listen');
+  const s3Keys = s3Listen
+    ? new KeyRing(flags.s3Credentials ?? config.s3.credentialsFile ?? defaultCredentialsPath(config.home))
+    : undefined;
   const collector = new PrometheusCollector();
   const lilio = await Lilio.open(config, { collector, logger });
   const api = new ApiServer(lilio, {
@@ -70,15 +81,28 @@ async function serve(
     metrics: new PrometheusHttpMetrics(collector.registry),
     log: (line) => logger.warn(line),
   });
+  // One engine for both endpoints: the same caches, sessions and backpressure, whichever protocol a client speaks.
+  const s3 = s3Keys
+    ? new S3Server(lilio, {
+        keys: s3Keys,
+        domain: flags.s3Domain ?? config.s3.domain,
+        region: flags.s3Region ?? config.s3.region,
+        metrics: new PrometheusS3Metrics(collector.registry),
+        log: (line) => logger.warn(`s3: ${line}`),
+      })
+    : undefined;
   let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   let address: AddressInfo;
+  let s3Address: AddressInfo | undefined;
   try {
     if (metricsPort !== undefined) {
       metricsServer = await serveMetrics(collector.registry, metricsPort, flags.metricsHost ?? listen.host);
     }
     address = await api.listen(listen.port, listen.host);
+    if (s3 && s3Listen) s3Address = await s3.listen(s3Listen.port, s3Listen.host);
   } catch (err) {
     metricsServer?.close();
+    await api.close(0).catch(() => undefined);
     await lilio.close();
     throw err;
   }
@@ -92,6 +116,15 @@ async function serve(
       metricsAddress ? `, metrics on ${url(metricsAddress)}/metrics` : ''
     })`,
   );
+  if (s3Address && s3Keys) {
+    const count = s3Keys.size;
+    logger.info(
+      { url: url(s3Address) },
+      `S3 API on ${url(s3Address)} (${count} access key${count === 1 ? '' : 's'} in ${s3Keys.path}${
+        count === 0 ? ': add one with `lilio s3 keys add`' : ''
+      })`,
+    );
+  }
 
   await new Promise<void>((resolve) => {
     let stopping = false;
@@ -99,7 +132,7 @@ async function serve(
       if (stopping) return;
       stopping = true;
       logger.info(`${why}: finishing requests in progress (up to ${graceSeconds} s)`);
-      await api.close(graceSeconds * 1000);
+      await Promise.all([api.close(graceSeconds * 1000), s3?.close(graceSeconds * 1000)]);
       metricsServer?.close();
       await lilio.close().catch((err) => logger.error({ err }, `close: ${describeError(err)}`));
       logger.info('server stopped');
@@ -118,6 +151,10 @@ export function registerServerCommand(program: Command): void {
     .option('--metrics-port <port>', 'serve Prometheus metrics on this port (GET /metrics)')
     .option('--metrics-host <host>', 'address of the metrics endpoint (default: the --listen host)')
     .option('--token-file <file>', 'bearer tokens the API accepts, one per line (required)')
+    .option('--s3-listen <host:port>', 'also serve the S3 API here (same engine; keys from `lilio s3 keys`)')
+    .option('--s3-domain <domain>', 'virtual-host-style S3 addressing: BUCKET.DOMAIN (default: config s3.domain)')
+    .option('--s3-credentials <file>', 'S3 access keys file (default: config s3.credentialsFile, else $LILIO_HOME)')
+    .option('--s3-region <region>', 'the region the S3 API reports (default: config s3.region, us-east-1)')
     .option('--grace <seconds>', 'on SIGTERM, how long requests in progress may take to finish', '10');
   addLogOptions(server).action((flags: ServerFlags, command: Command) => runServer(flags, command));
 }

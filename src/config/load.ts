@@ -85,6 +85,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
   }
 
   if (parsed.logging.file) parsed.logging.file = abs(parsed.logging.file);
+  if (parsed.s3.credentialsFile) parsed.s3.credentialsFile = abs(parsed.s3.credentialsFile);
 
   let masterKey: MasterKeySource;
   if (env.LILIO_MASTER_KEY) masterKey = { kind: 'env', base64: env.LILIO_MASTER_KEY };

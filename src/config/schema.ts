@@ -267,6 +267,23 @@ export const configSchema = z
         keep: z.number().int().min(0).max(100).default(3),
       })
       .default({ maxSize: 10 * MiB, keep: 3 }),
+    /** The S3 endpoint of `lilio server --s3-listen` (flags win over these). */
+    s3: z
+      .strictObject({
+        /** Access keys (lilio s3 keys add|ls|rm); default $LILIO_HOME/s3-credentials.json. */
+        credentialsFile: z.string().min(1).optional(),
+        /** Virtual-host-style addressing: BUCKET.DOMAIN/KEY (path-style always works). */
+        domain: z
+          .string()
+          .regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, 'must be a lowercase host name')
+          .optional(),
+        /** The region GetBucketLocation reports; clients may sign with any. */
+        region: z
+          .string()
+          .regex(/^[a-z0-9-]{1,32}$/)
+          .default('us-east-1'),
+      })
+      .default({ region: 'us-east-1' }),
   })
   .superRefine((config, ctx) => {
     const { n, w, r } = config.quorum;

@@ -94,8 +94,12 @@ export interface ObjectRecord {
   xattrs?: Record<string, string>;
   contentType?: string;
   /**
-   * The S3 ETag, when the writer computed one: the MD5 (hex) of a single
-   * PUT's body, `md5(part md5s)-N` for a completed multipart upload.
+   * The S3 ETag of this version's content (lowercase hex MD5 of the body for
+   * a single PUT, `md5(part md5s)-N` for a completed multipart upload), recorded by writers that computed it. It describes the
+   * bytes, so it stays with the record across attribute, xattr and rename
+   * commits (which keep the versionId) and is never carried into a version
+   * with new content (which gets a new versionId and no etag unless its
+   * writer computed one).
    */
   etag?: string;
   /**

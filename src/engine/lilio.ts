@@ -270,12 +270,16 @@ export class Lilio {
     return new ObjectWriter(this.writerDeps, ctx, key, options.chunkSize ?? ctx.record.chunkSize);
   }
 
-  /** Streams `source` into a new version of bucket/key and commits it. */
+  /**
+   * Streams `source` into a new version of bucket/key and commits it. Options
+   * may be a function, called once the source is fully consumed: what depends
+   * on the bytes (an S3 ETag, the MD5 of the body) is known only then.
+   */
   async putObject(
     bucket: string,
     key: string,
     source: AsyncIterable<Uint8Array>,
-    options: CommitOptions = {},
+    options: CommitOptions | (() => CommitOptions) = {},
   ): Promise<ObjectRecord> {
     return this.timedOp(bucket, 'put', async () => {
       const writer = await this.writer(bucket, key);
@@ -285,7 +289,7 @@ export class Lilio {
         await writer.abort();
         throw err;
       }
-      const record = await writer.commit(options);
+      const record = await writer.commit(typeof options === 'function' ? options() : options);
       this.collector.recordObjectSize(bucket, record.size);
       return record;
     });

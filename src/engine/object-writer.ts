@@ -28,6 +28,8 @@ export interface CommitOptions {
   attrs?: Partial<ObjectAttrs>;
   xattrs?: Record<string, string>;
   contentType?: string;
+  /** The S3 ETag of the bytes written (see ObjectRecord.etag). */
+  etag?: string;
 }
 
 /** The AAD of inline ciphertext: bound to its version, so it cannot be swapped into another record. */
@@ -132,6 +134,7 @@ export class ObjectWriter {
       if (inline !== undefined) draft.inline = inline;
       if (options.xattrs) draft.xattrs = options.xattrs;
       if (options.contentType) draft.contentType = options.contentType;
+      if (options.etag) draft.etag = options.etag;
       return await this.deps.commit(draft, options.expect ?? 'any', chunks);
     } catch (err) {
       // A commit that may have landed keeps its chunks: the engine queued them as garbage if it did

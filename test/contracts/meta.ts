@@ -152,6 +152,7 @@ export function metaContract(t: Test, factory: MetaFactory): void {
         size: 5,
         inline: Buffer.from('hello').toString('base64'),
         contentType: 'text/plain',
+        etag: '5d41402abc4b2a76b9719d911017c592',
         xattrs: { 'user.origin': Buffer.from('camera').toString('base64'), 'user.empty': '' },
       }),
       objectDraft('photos', 'empty', { chunks: [], size: 0, inline: '' }),
@@ -176,6 +177,8 @@ export function metaContract(t: Test, factory: MetaFactory): void {
     }
     t.equal(await store.getObject('photos', 'nothing'), undefined);
     t.equal(await store.getObject('photos', 'dir'), undefined, 'a marker is its own key');
+    const listed = await store.list('photos', { prefix: 'small' });
+    t.equal(listed.objects[0]?.etag, '5d41402abc4b2a76b9719d911017c592', 'a listing carries the S3 ETag');
 
     const held = (await store.getObject('photos', 'big.iso'))!;
     held.chunks.pop();

@@ -33,6 +33,7 @@ type Service = {
   volumes?: Array<string | { source: string; target: string }>;
   environment?: Record<string, string>;
   secrets?: unknown[];
+  ports?: unknown[];
 };
 
 const hasCompose = which('docker-compose');
@@ -63,6 +64,7 @@ t.test(
       'prometheus',
       'grafana',
       'lilio-server',
+      'lilio-s3',
       'lilio-mount',
     ]) {
       t.ok(services[name], `service ${name}`);
@@ -81,6 +83,11 @@ t.test(
       );
       t.equal(env.ETCD_INITIAL_ADVERTISE_PEER_URLS, `http://${env.ETCD_NAME}:2380`);
     }
+
+    // The S3 gateway serves the S3 API on its published port.
+    const gateway = services['lilio-s3']!;
+    t.equal(gateway.command?.[gateway.command.indexOf('--s3-listen') + 1], '0.0.0.0:8333');
+    t.match(JSON.stringify(gateway.ports), /8333/, 'the S3 port is published');
 
     // The mount container can mount: /dev/fuse and CAP_SYS_ADMIN.
     const mount = services['lilio-mount']!;

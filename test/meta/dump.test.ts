@@ -38,6 +38,7 @@ t.test('memory -> JSON lines -> local -> JSON lines is lossless but for versions
       inline: 'aGk=',
       xattrs: { 'user.x': 'eQ==' },
       contentType: 'text/plain',
+      etag: '49f68a5c8493ec2c0bf489821c21fc3b',
     }),
     'absent',
   );
@@ -81,6 +82,8 @@ t.test('memory -> JSON lines -> local -> JSON lines is lossless but for versions
   t.same(await loadMetadata(target, stream()), { buckets: 2, objects: 5, uploads: 1, parts: 2, garbage: 3 });
   const second = await dump(target);
   t.same(comparable(second.lines), comparable(first.lines));
+  const tagged = (await target.getObject('photos', 'ünï 😀')) as ObjectRecord;
+  t.equal(tagged.etag, '49f68a5c8493ec2c0bf489821c21fc3b', 'the S3 ETag survives dump and load');
   const before = (await source.getObject('photos', 'a/b/c.jpg')) as ObjectRecord;
   const after = (await target.getObject('photos', 'a/b/c.jpg')) as ObjectRecord;
   t.strictSame(after, { ...before, version: after.version }, 'records arrive whole, with a version of the new store');
