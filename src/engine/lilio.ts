@@ -22,8 +22,8 @@ import { type BucketContext, ChunkStore } from './chunk-store.js';
 import { CommitOutcomes } from './commit-outcome.js';
 import { ObjectReader } from './object-reader.js';
 import { type CommitOptions, defaultAttrs, ObjectWriter, type WriterDeps } from './object-writer.js';
-import { MultipartUploads } from './uploads.js';
 import { describeMissed } from './replica-shortfall.js';
+import { MultipartUploads } from './uploads.js';
 import { openXattrs } from './xattrs.js';
 
 /** Attribute updates of one bucket racing with others: retried this often, then the conflict is reported. */
