@@ -345,8 +345,8 @@ export function registerMountCommands(program: Command): void {
     .option('--cache-size <size>', 'plaintext chunk cache (default 256MiB)')
     .option(
       '--fuse <impl>',
-      "FUSE implementation: libfuse (fuse-native over libfuse 2) or native (Lilio's own session, 1 MiB requests)",
-      'libfuse',
+      "FUSE implementation: native (Lilio's own session over /dev/fuse, 1 MiB requests) or libfuse (fuse-native over libfuse 2, until it is removed)",
+      'native',
     )
     .option('--no-xattrs', 'no extended attributes (ENOTSUP): `ls -l` then costs one FUSE call per file, not three')
     .option('-f, --foreground', 'stay in the foreground until unmounted (SIGINT/SIGTERM flush and unmount)');

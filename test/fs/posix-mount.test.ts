@@ -1,17 +1,17 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { type MountedLilio, ok, run, sh, sleep, startMount, type ToolResult } from '../fixtures/mount.js';
+import { type MountedLilio, ok, run, sh, sleep, startMount, type ToolResult, testFuse } from '../fixtures/mount.js';
 
 // POSIX through a real mount, with the tools: owners and permissions as a second user (nobody, via
 // setpriv), mkfifo / mknod / bind(2), ctime, directory times, long paths, and a vim-style save
-// racing open(). Our own session (LILIO_TEST_FUSE=native) is the one that knows the caller;
-// what needs it is skipped on fuse-native. Real mounts as root; the fixture unmounts in teardown.
+// racing open(). Our own session (the default) is the one that knows the caller; what needs it
+// is skipped on fuse-native (LILIO_TEST_FUSE=libfuse). Real mounts as root; the fixture unmounts in teardown.
 
-const native = process.env.LILIO_TEST_FUSE === 'native';
+const native = testFuse === 'native';
 /** Skips a test on fuse-native, saying why. */
 const nativeOnly = (why: string): string | false =>
-  native ? false : `${why} on fuse-native: run with LILIO_TEST_FUSE=native`;
+  native ? false : `${why} on fuse-native (LILIO_TEST_FUSE=libfuse)`;
 const isRoot = process.getuid?.() === 0;
 
 let m: MountedLilio;
