@@ -4,7 +4,7 @@
  * One run, one machine, one filesystem mounted at a time:
  *   ceiling            scripts/bench/memfs.ts, a minimal in-memory fuse-native FS
  *   lilio              `lilio mount`, embedded default (3 local backends + SQLite)
- *   lilio-native       the same with `--fuse native` (our own FUSE session, src/fuse)
+ *   lilio-libfuse      the same with `--fuse libfuse` (fuse-native over libfuse 2, until it is removed)
  *   lilio (encrypted)  the same, in a bucket created with --encrypt
  *   rclone             Debian's rclone, local backend, --vfs-cache-mode writes
  *   lilio (etcd)       `lilio mount` with its metadata on a local etcd (only with --fs lilio-etcd)
@@ -44,14 +44,14 @@ const FUSE_MEMFS = join(REPO, 'scripts', 'bench', 'fuse-memfs.ts');
 const MOUNT_WAIT_MS = 15_000;
 /** The file fio writes at random, in MiB (the data-lifetime issue's goal is stated for 64 MiB). */
 const RANDWRITE_MIB = 64;
-const FS_IDS = ['ceiling', 'ceiling-fuse', 'lilio', 'lilio-native', 'lilio-enc', 'rclone', 'lilio-etcd'] as const;
+const FS_IDS = ['ceiling', 'ceiling-fuse', 'lilio', 'lilio-libfuse', 'lilio-enc', 'rclone', 'lilio-etcd'] as const;
 type FsId = (typeof FS_IDS)[number];
 const DEFAULT_FS: FsId[] = ['ceiling', 'ceiling-fuse', 'lilio', 'lilio-enc', 'rclone'];
 const LABELS: Record<FsId, string> = {
   ceiling: 'ceiling',
   'ceiling-fuse': 'ceiling (src/fuse)',
   lilio: 'lilio',
-  'lilio-native': 'lilio --fuse native',
+  'lilio-libfuse': 'lilio --fuse libfuse',
   'lilio-enc': 'lilio (encrypted)',
   rclone: 'rclone',
   'lilio-etcd': 'lilio (etcd)',
@@ -969,9 +969,9 @@ async function lilioTarget(
   encrypted: boolean,
   build: BuildState,
   etcd?: BenchEtcd,
-  native = false,
+  libfuse = false,
 ): Promise<Target> {
-  const base = join(env.root, etcd ? 'lilio-etcd' : encrypted ? 'lilio-enc' : native ? 'lilio-native' : 'lilio');
+  const base = join(env.root, etcd ? 'lilio-etcd' : encrypted ? 'lilio-enc' : libfuse ? 'lilio-libfuse' : 'lilio');
   const home = join(base, 'home');
   const mnt = join(base, 'mnt');
   const bucket = encrypted ? 'benchenc' : 'bench';
@@ -1016,7 +1016,7 @@ async function lilioTarget(
         }
         created = true;
       }
-      const fuseArgs = native ? ['--fuse', 'native'] : [];
+      const fuseArgs = libfuse ? ['--fuse', 'libfuse'] : [];
       const args = ['mount', realpathSync(mnt), '--foreground', ...fuseArgs, ...configArgs];
       return startMount(LILIO_BIN, args, realpathSync(mnt), {
         env: lenv,
@@ -1230,7 +1230,7 @@ async function main(): Promise<number> {
                 id === 'lilio-enc',
                 build,
                 id === 'lilio-etcd' ? etcd : undefined,
-                id === 'lilio-native',
+                id === 'lilio-libfuse',
               );
       const r = await runFs(env, id, target);
       results.set(id, r);

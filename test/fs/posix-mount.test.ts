@@ -217,7 +217,7 @@ t.test('paths past 1,024 bytes inside a bucket: ENAMETOOLONG, and a line in the 
   const tooLong = await run('touch', [join(deep, 'x'.repeat(30))]);
   t.not(tooLong.code, 0, 'refused');
   t.match(tooLong.stderr, /File name too long/);
-  t.match(m.stderr(), /lilio mount: .*at most 1024 bytes \(S3's limit\); this one is 1035/, 'the log says why');
+  t.match(m.stderr(), /mount: .*at most 1024 bytes \(S3's limit\); this one is 1035/, 'the log says why');
   await ok(t, run('rm', ['-r', join(B, '0'.repeat(200))]), 'rm -r');
 });
 
