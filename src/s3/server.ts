@@ -6,6 +6,8 @@ import { describeError } from '../core/errors.js';
 import { validateBucketName, validateKey } from '../core/names.js';
 import type { Lilio } from '../engine/lilio.js';
 import { NoopS3Metrics, type S3Metrics } from '../metrics/s3.js';
+import { RequestDrain } from '../server/drain.js';
+import { listen } from '../server/listen.js';
 import type { S3Context, S3Settings } from './context.js';
 import { type KeyRing, keyAllowsBucket } from './credentials.js';
 import { errorDocument, S3Error, toS3Error } from './errors.js';
@@ -41,9 +43,7 @@ export class S3Server {
   private readonly metrics: S3Metrics;
   private readonly log: (line: string) => void;
   private readonly settings: S3Settings;
-  private readonly active = new Set<ServerResponse>();
-  private stopping = false;
-  private idleWaiters: Array<() => void> = [];
+  private readonly drain: RequestDrain;
 
   constructor(
     private readonly lilio: Lilio,
@@ -58,37 +58,16 @@ export class S3Server {
     this.server.headersTimeout = HEADERS_TIMEOUT_MS;
     this.server.requestTimeout = 0;
     this.server.timeout = IDLE_TIMEOUT_MS;
+    this.drain = new RequestDrain(this.server);
   }
 
-  async listen(port: number, host: string): Promise<AddressInfo> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    return this.server.address() as AddressInfo;
+  listen(port: number, host: string): Promise<AddressInfo> {
+    return listen(this.server, port, host);
   }
 
   /** Graceful stop, as the HTTP API's: requests in progress get `graceMs`, then are cut (cut uploads commit nothing). */
-  async close(graceMs = 10_000): Promise<void> {
-    this.stopping = true;
-    for (const res of this.active) if (!res.headersSent) res.setHeader('connection', 'close');
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
-    if (this.active.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, graceMs);
-        }),
-      ]);
-      clearTimeout(timer);
-    }
-    this.server.closeAllConnections();
-    await closed;
+  close(graceMs = 10_000): Promise<void> {
+    return this.drain.close(graceMs);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): Promise<void> {
@@ -97,16 +76,13 @@ export class S3Server {
     let operation = 'Unknown';
     let bucket: string | undefined;
     let key: string | undefined;
-    this.active.add(res);
     res.once('close', () => {
       const status = res.headersSent ? res.statusCode : 499;
       this.metrics.recordRequest(operation, status, (performance.now() - started) / 1000);
-      this.active.delete(res);
-      if (this.active.size === 0) for (const wake of this.idleWaiters.splice(0)) wake();
     });
     res.setHeader('x-amz-request-id', requestId);
     res.setHeader('server', 'Lilio');
-    if (this.stopping) res.setHeader('connection', 'close');
+    this.drain.track(res);
     try {
       const method = req.method ?? 'GET';
       const target = parseTarget(req.url ?? '/', req.headers.host, this.options.domain);

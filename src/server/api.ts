@@ -13,6 +13,7 @@ import {
   rootRoute,
   sendJson,
 } from './api-routes.js';
+import { RequestDrain } from './drain.js';
 import { ApiError, errorResponse } from './errors.js';
 import { listen } from './listen.js';
 import { parseTarget, ROUTE_LABELS, routeOf, splitTarget } from './request.js';
@@ -44,9 +45,7 @@ export class ApiServer {
   readonly server: Server;
   private readonly metrics: HttpMetrics;
   private readonly log: (line: string) => void;
-  private readonly active = new Set<ServerResponse>();
-  private stopping = false;
-  private idleWaiters: Array<() => void> = [];
+  private readonly drain: RequestDrain;
   private readonly startedAt = Date.now();
 
   constructor(
@@ -65,6 +64,7 @@ export class ApiServer {
     this.server.headersTimeout = HEADERS_TIMEOUT_MS;
     this.server.requestTimeout = 0;
     this.server.timeout = IDLE_TIMEOUT_MS;
+    this.drain = new RequestDrain(this.server);
   }
 
   listen(port: number, host: string): Promise<AddressInfo> {
@@ -76,30 +76,14 @@ export class ApiServer {
    * get `graceMs` to finish; what is still running then is cut off (an upload
    * cut off commits nothing).
    */
-  async close(graceMs = 10_000): Promise<void> {
-    this.stopping = true;
-    // Responses still to come tell their clients not to reuse the connection.
-    for (const res of this.active) if (!res.headersSent) res.setHeader('connection', 'close');
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
-    if (this.active.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, graceMs);
-        }),
-      ]);
-      clearTimeout(timer);
-    }
-    this.server.closeAllConnections();
-    await closed;
+  close(graceMs = 10_000): Promise<void> {
+    return this.drain.close(graceMs);
   }
 
   private facts(): Record<string, unknown> {
     return {
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
-      activeRequests: this.active.size,
+      activeRequests: this.drain.activeRequests,
       pid: process.pid,
     };
   }
@@ -108,21 +92,18 @@ export class ApiServer {
     const started = performance.now();
     const method = req.method ?? 'GET';
     let route: keyof typeof ROUTE_LABELS = 'unknown';
-    this.active.add(res);
     res.once('close', () => {
       // 499 (nginx's "client closed request"): the client left before any answer was sent.
       const status = res.headersSent ? res.statusCode : 499;
       this.metrics.recordRequest(ROUTE_LABELS[route], method, status, (performance.now() - started) / 1000);
-      this.active.delete(res);
-      if (this.active.size === 0) for (const wake of this.idleWaiters.splice(0)) wake();
     });
-    if (this.stopping) res.setHeader('connection', 'close');
+    this.drain.track(res);
     try {
       const { path, query } = splitTarget(req.url ?? '');
       route = routeOf(path);
       if (route === 'health') {
         if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, ['GET', 'HEAD']);
-        if (this.stopping) throw new ApiError('SHUTTING_DOWN', 'the server is shutting down');
+        if (this.drain.stopping) throw new ApiError('SHUTTING_DOWN', 'the server is shutting down');
         sendJson(res, 200, { status: 'ok' });
         return;
       }
