@@ -1,10 +1,10 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import t from 'tap';
+import { runTool, tree } from '../fixtures/s3-clients.js';
 import { startS3Gateway, TEST_KEYS } from '../fixtures/s3-gateway.js';
 
 // s3cmd and rclone, unchanged, against `lilio server --s3-listen`, and objects crossing
@@ -22,31 +22,7 @@ const work = mkdtempSync(join(tmpdir(), 'lilio-s3-clients-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
 await s3.send(new CreateBucketCommand({ Bucket: 'tools' }));
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(file: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      file,
-      args,
-      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: work, ...env }, maxBuffer: 16 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
-
-function tree(root: string, files: Record<string, Buffer>): void {
-  for (const [name, data] of Object.entries(files)) {
-    mkdirSync(join(root, name, '..'), { recursive: true });
-    writeFileSync(join(root, name), data);
-  }
-}
+const run = (file: string, args: string[], env: Record<string, string> = {}) => runTool(file, args, work, env);
 
 const files = {
   'a.txt': Buffer.from('alpha\n'),
